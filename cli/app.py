@@ -1,0 +1,197 @@
+"""The `quicklearn` command: a thin layer over the Python API. Every user error is one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from quicklearn.errors import QuicklearnError
+
+from . import commands
+
+app = typer.Typer(
+    help="quicklearn: point it at your data, get a strong fine-tuned model in minutes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+recipes_app = typer.Typer(help="The shipped recipes: list, show, and the schema they follow.", no_args_is_help=True)
+weights_app = typer.Typer(help="Offline pretrained weights: import a file into the cache, list the cache.", no_args_is_help=True)
+app.add_typer(recipes_app, name="recipes")
+app.add_typer(weights_app, name="weights")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _user_errors(fn):
+    """Turn a QuicklearnError into one red line on stderr and exit code 1; `--debug` keeps the traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except QuicklearnError as e:
+            if kwargs.get("debug"):
+                raise
+            err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help="Folder of images (one sub-folder per class) or a CSV.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
+
+
+@app.command()
+@_user_errors
+def train(
+    data: DataOpt = None,
+    recipe: Annotated[Optional[str], typer.Option(help="Recipe file or shipped name (vision, vision-fast-cpu, ...).")] = None,
+    task: Annotated[Optional[str], typer.Option(help="vision | tabular | text (inferred from the data when left out).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-y", help="Target: a CSV column or a regex on the file name.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="timm architecture [default: tf_efficientnet_lite0].")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="imagenet | PATH to a weights file | none.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Unfrozen epochs, after the frozen ones [default: 3].")] = None,
+    freeze_epochs: Annotated[Optional[int], typer.Option(help="Epochs with the backbone frozen [default: 1].")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Base learning rate [default: 2e-3].")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Image size in pixels [default: 224].")] = None,
+    bs: Annotated[Optional[str], typer.Option(help="Batch size, or 'auto' [default: 32].")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed [default: 42].")] = None,
+    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:1 | mps.")] = None,
+    valid_pct: Annotated[Optional[float], typer.Option(help="Validation share when the data has no split [default: 0.2].")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: runs/<data>-<time>].")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")] = False,
+    print_config: Annotated[bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Fine-tune a pretrained model on your data and save it to a model folder."""
+    commands.train(
+        data=data, recipe=recipe, task=task, target=target, arch=arch, weights=weights, epochs=epochs,
+        freeze_epochs=freeze_epochs, lr=lr, size=size, bs=bs, seed=seed, device=device, valid_pct=valid_pct,
+        out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
+    )
+
+
+@app.command()
+@_user_errors
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `quicklearn train`.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders, or a CSV with an image-path column.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json.")] = "table",
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the predictions to this file.")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Predict labels for images with a trained model."""
+    commands.predict(model_dir, inputs, format, out_file, out)
+
+
+@app.command()
+@_user_errors
+def evaluate(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `quicklearn train`.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Labelled images: a folder per class, or a CSV.")],
+    target: Annotated[Optional[str], typer.Option("--target", "-y", help="Label column of a CSV.")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
+    debug: DebugOpt = False,
+) -> None:
+    """Measure a trained model on labelled data it has not seen."""
+    commands.evaluate(model_dir, data, target, format, out)
+
+
+@app.command("lr-find")
+@_user_errors
+def lr_find(
+    data: Annotated[str, typer.Option("--data", "-d", help="Folder of images or a CSV.")],
+    arch: Annotated[str, typer.Option(help="timm architecture.")] = "tf_efficientnet_lite0",
+    weights: Annotated[str, typer.Option(help="imagenet | PATH | none.")] = "imagenet",
+    size: Annotated[int, typer.Option(help="Image size.")] = 224,
+    bs: Annotated[int, typer.Option(help="Batch size.")] = 32,
+    plot: Annotated[Path, typer.Option("--out", "-o", help="Where to save the plot.")] = Path("lr_find.png"),
+    debug: DebugOpt = False,
+) -> None:
+    """Sweep learning rates on the frozen model, print the suggestion and save the plot."""
+    commands.lr_find(data, arch, weights, size, bs, plot, out)
+
+
+@app.command("show-batch")
+@_user_errors
+def show_batch(
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Folder of images or a CSV [default: the bundled sample].")] = None,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("show_batch.png"),
+    size: Annotated[int, typer.Option(help="Image size.")] = 224,
+    n: Annotated[int, typer.Option(help="How many images.")] = 16,
+    debug: DebugOpt = False,
+) -> None:
+    """Save a PNG grid of augmented training images with their labels."""
+    commands.show_batch(data, out_file, size, n, out)
+
+
+@app.command()
+@_user_errors
+def info(debug: DebugOpt = False) -> None:
+    """Versions, device, cache folder and which offline weights are installed."""
+    commands.info(out)
+
+
+@recipes_app.command("list")
+@_user_errors
+def recipes_list(debug: DebugOpt = False) -> None:
+    """List the shipped recipes."""
+    commands.recipes_list(out)
+
+
+@recipes_app.command("show")
+@_user_errors
+def recipes_show(name: Annotated[str, typer.Argument(help="A shipped recipe name or a recipe file.")], debug: DebugOpt = False) -> None:
+    """Print a recipe."""
+    commands.recipes_show(name, out)
+
+
+@recipes_app.command("schema")
+@_user_errors
+def recipes_schema(debug: DebugOpt = False) -> None:
+    """Print the recipe schema (JSON Schema, generated from the validation models)."""
+    out.print_json(json.dumps(commands.schema()))
+
+
+@weights_app.command("import")
+@_user_errors
+def weights_import(
+    file: Annotated[Path, typer.Argument(help="A weights file (.pth, .pt, .bin or .safetensors).")],
+    arch: Annotated[str, typer.Option(help="The timm architecture the weights belong to.")],
+    debug: DebugOpt = False,
+) -> None:
+    """Map a weights file onto a timm architecture and store it in the offline cache."""
+    commands.weights_import(file, arch, out)
+
+
+@weights_app.command("list")
+@_user_errors
+def weights_list(debug: DebugOpt = False) -> None:
+    """List the weights in the offline cache."""
+    commands.weights_list(out)
+
+
+def main() -> None:
+    """Entry point of the `quicklearn` console script."""
+    debug = "--debug" in sys.argv
+    logging.basicConfig(level=logging.INFO if debug else logging.WARNING, format="%(levelname)s: %(message)s")
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,271 @@
+"""What each CLI command does, in terms of the library's public API (app.py only declares the options)."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from quicklearn.errors import ConfigError, DataError
+
+
+def _bundled_sample() -> Path:
+    from importlib.resources import files
+
+    return Path(str(files("quicklearn_examples") / "hymenoptera"))
+
+
+def _resolve_recipe(recipe: str | None, task: str | None, data: str | None, console: Console):
+    from quicklearn.config import load_recipe, parse_recipe
+    from quicklearn.run import infer_task
+
+    if recipe:
+        base = load_recipe(recipe)
+        if task and task != base.task:
+            raise ConfigError(f"--task {task} contradicts the recipe's task {base.task!r}.")
+        return base
+    if task is None:
+        data_for_task = data
+        if data_for_task is None:
+            return parse_recipe({"task": "vision"})
+        task, why = infer_task(data_for_task)
+        console.print(f"task: [bold]{task}[/] ({why}; pass --task to choose)", highlight=False)
+    if task not in ("vision", "tabular", "text"):
+        raise ConfigError(f"--task {task!r}: use vision, tabular or text.")
+    return parse_recipe({"task": task})
+
+
+def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, lr, size, bs, seed, device, valid_pct,
+          out, overwrite, resume, print_config, console: Console) -> None:
+    from quicklearn.config import merge_overrides
+    from quicklearn.run import default_out_dir, run_recipe
+
+    base = _resolve_recipe(recipe, task, data, console)
+    if data is None and base.data.path is None:
+        data = str(_bundled_sample())
+        console.print(f"no --data given: using the bundled sample ({data})", highlight=False)
+    bs_value: Any = None if bs is None else (bs if bs == "auto" else _int(bs, "--bs"))
+    overrides = {
+        "data.path": data, "data.y": target, "data.valid_pct": valid_pct, "model.arch": arch, "model.weights": weights,
+        "fit.epochs": epochs, "fit.freeze_epochs": freeze_epochs, "fit.base_lr": lr, "transforms.size": size,
+        "training.bs": bs_value, "training.seed": seed, "training.device": device,
+        "output.out": str(out) if out else None,
+    }
+    if base.task != "vision":
+        overrides = {k: v for k, v in overrides.items() if not k.startswith(("transforms.", "model."))}
+    resolved = merge_overrides(base, overrides)
+    if print_config:
+        console.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False)
+        return
+    out_dir = Path(resolved.output.out or default_out_dir(resolved.data.path))
+    if resolved.task == "vision":
+        t, m, f = resolved.transforms, resolved.model, resolved.fit
+        console.print(
+            f"training [bold]{m.arch}[/] (weights: {m.weights or 'none'}) on {resolved.data.path} at {t.size}px, "
+            f"batch size {resolved.training.bs}, {f.freeze_epochs} frozen + {f.epochs} unfrozen epochs, device {resolved.training.device}"
+            f" -> {out_dir}", highlight=False)
+    result = run_recipe(resolved, out=out_dir, overwrite=overwrite, resume=resume)
+    learn = result.learner
+    dls = learn.dls
+    table = Table(title=f"done in {result.wall_s:.0f} s", show_header=True)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("train / valid images", f"{dls.train.n} / {dls.valid.n}")
+    if dls.vocab:
+        classes = ", ".join(dls.vocab.classes[:8]) + (" ..." if len(dls.vocab) > 8 else "")
+        table.add_row("classes", classes)
+    table.add_row("weights", learn.config["model"]["weights"])
+    for k, v in result.metrics.items():
+        table.add_row(f"valid {k}", f"{v:.4f}")
+    table.add_row("model folder", str(result.out))
+    console.print(table)
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{name} {value!r}: expected a whole number (or 'auto').") from None
+
+
+def _collect_inputs(inputs: list[str]) -> tuple[list[Path], Any]:
+    from quicklearn.data.sources import csv_source, folder_source
+
+    paths: list[Path] = []
+    frame = None
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            paths += folder_source(p).paths
+        elif p.suffix.lower() == ".csv":
+            src = csv_source(p)
+            paths += src.paths
+            frame = src.frame
+        elif p.exists():
+            paths.append(p)
+        else:
+            raise DataError(f"{p}: no such file or folder.")
+    return paths, frame
+
+
+def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None, console: Console) -> None:
+    import quicklearn as ql
+
+    if fmt not in ("table", "csv", "json"):
+        raise ConfigError(f"--format {fmt!r}: use table, csv or json.")
+    model = ql.load(model_dir)
+    paths, frame = _collect_inputs(inputs)
+    preds = model.predict(paths)
+    rows = [{"path": str(p), "prediction": pr.label if not isinstance(pr.label, list) else " ".join(pr.label),
+             "probability": pr.probability} for p, pr in zip(paths, preds)]
+    if frame is not None and len(frame) == len(rows):
+        import pandas as pd
+
+        df = frame.copy()
+        df["prediction"] = [r["prediction"] for r in rows]
+        df["probability"] = [r["probability"] for r in rows]
+    else:
+        import pandas as pd
+
+        df = pd.DataFrame(rows)
+    if out_file:
+        if out_file.suffix.lower() == ".json":
+            out_file.write_text(df.to_json(orient="records", indent=2))
+        else:
+            df.to_csv(out_file, index=False)
+        console.print(f"wrote {len(df)} predictions to {out_file}", highlight=False)
+        return
+    if fmt == "json":
+        console.print_json(df.to_json(orient="records"))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        console.print(buf.getvalue(), end="", highlight=False, markup=False)
+    else:
+        table = Table()
+        for col in ("path", "prediction", "probability"):
+            table.add_column(col, justify="right" if col == "probability" else "left")
+        for r in rows:
+            prob = "" if r["probability"] is None else f"{r['probability']:.3f}"
+            table.add_row(r["path"], str(r["prediction"]), prob)
+        console.print(table)
+
+
+def evaluate(model_dir: Path, data: str, target: str | None, fmt: str, console: Console) -> None:
+    from quicklearn.evaluate import evaluate_model
+    import quicklearn as ql
+
+    metrics = evaluate_model(ql.load(model_dir), data, y=target)
+    if fmt == "json":
+        console.print_json(json.dumps(metrics))
+        return
+    table = Table(title=f"{model_dir} on {data}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    console.print(table)
+
+
+def lr_find(data: str, arch: str, weights: str, size: int, bs: int, plot: Path, console: Console) -> None:
+    import quicklearn as ql
+
+    learn = ql.vision_learner(data, arch=arch, weights=None if weights.lower() == "none" else weights, size=size, bs=bs)
+    learn.freeze()
+    result = learn.lr_find(plot=plot)
+    console.print(f"suggested learning rate: [bold]{result.suggestion:.2e}[/] (plot: {result.plot})", highlight=False)
+
+
+def show_batch(data: str | None, out_file: Path, size: int, n: int, console: Console) -> None:
+    import quicklearn as ql
+
+    if data is None:
+        data = str(_bundled_sample())
+        console.print(f"no --data given: using the bundled sample ({data})", highlight=False)
+    dls = ql.image_dataloaders(data, size=size)
+    path = dls.show_batch(out_file, n=n)
+    classes = ", ".join(dls.vocab.classes) if dls.vocab else dls.kind
+    console.print(f"{dls.train.n} train / {dls.valid.n} valid images; classes: {classes}", highlight=False)
+    console.print(f"saved {path}", highlight=False)
+
+
+def info(console: Console) -> None:
+    import timm
+    import torch
+    import torchvision
+
+    import quicklearn as ql
+    from quicklearn.models.weights import bundled_status, cache_dir, list_cached
+    from quicklearn.train.learner import resolve_device
+
+    table = Table(title="quicklearn", show_header=False)
+    table.add_column("")
+    table.add_column("")
+    table.add_row("quicklearn", ql.__version__)
+    table.add_row("python", platform.python_version())
+    table.add_row("torch / torchvision / timm", f"{torch.__version__} / {torchvision.__version__} / {timm.__version__}")
+    dev = resolve_device("auto")
+    gpu = f" ({torch.cuda.get_device_name(0)})" if dev.type == "cuda" else ""
+    table.add_row("device", f"{dev}{gpu}; {torch.get_num_threads()} CPU threads")
+    table.add_row("cache folder", str(cache_dir()))
+    for arch, installed in bundled_status().items():
+        table.add_row(f"offline weights {arch}", "installed" if installed else "not installed")
+    table.add_row("cached weights", ", ".join(str(c.get("arch")) for c in list_cached()) or "none")
+    console.print(table)
+
+
+def recipes_list(console: Console) -> None:
+    from quicklearn.config import shipped_recipes
+
+    table = Table(title="shipped recipes (quicklearn train --recipe NAME)")
+    table.add_column("name")
+    table.add_column("task")
+    table.add_column("description")
+    for name, path in shipped_recipes().items():
+        text = path.read_text(encoding="utf-8")
+        first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
+        task = (yaml.safe_load(text) or {}).get("task", "vision")
+        table.add_row(name, task, first)
+    console.print(table)
+
+
+def recipes_show(name: str, console: Console) -> None:
+    from quicklearn.config import find_recipe
+
+    console.print(find_recipe(name).read_text(encoding="utf-8"), end="", highlight=False, markup=False)
+
+
+def schema() -> dict:
+    from quicklearn.config import recipe_schema
+
+    return recipe_schema()
+
+
+def weights_import(file: Path, arch: str, console: Console) -> None:
+    from quicklearn.models.backbones import check_arch
+    from quicklearn.models.weights import import_weights
+
+    check_arch(arch)
+    path = import_weights(file, arch)
+    console.print(f"imported {file} as {arch} -> {path}", highlight=False)
+
+
+def weights_list(console: Console) -> None:
+    from quicklearn.models.weights import list_cached, weights_dir
+
+    entries = list_cached()
+    if not entries:
+        console.print(f"no weights cached in {weights_dir()}", highlight=False)
+        return
+    table = Table(title=str(weights_dir()))
+    for col in ("arch", "source", "mapped"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(str(e.get("arch")), str(e.get("source", e.get("note", ""))), str(e.get("mapping", "")))
+    console.print(table)

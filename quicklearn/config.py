@@ -1,0 +1,273 @@
+"""Recipes: YAML -> validated config objects -> the same Python API a user calls.
+
+A recipe section mirrors the keyword arguments of the function it feeds (a test keeps them in step):
+`data`, `transforms`, `model` and `training` feed `vision_learner`; `fit` feeds `Learner.fine_tune`.
+YAML is read with `yaml.safe_load` only; `${ENV_VAR}` in any string value is taken from the environment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+__all__ = [
+    "RecipeConfig", "VisionRecipe", "TabularRecipe", "TextRecipe", "load_recipe", "parse_recipe", "recipe_schema",
+    "shipped_recipes", "find_recipe", "merge_overrides",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+# ---- vision ------------------------------------------------------------------------------------
+class VisionData(_Section):
+    path: str | None = Field(None, description="Folder of images (one sub-folder per class) or a CSV of image paths.")
+    y: str | None = Field(None, description="Target: None = folder name; a CSV column; a regex with one (group) on the file name.")
+    path_col: str | None = Field(None, description="CSV column with image paths (auto-detected).")
+    kind: Literal["single", "multi", "regression"] | None = Field(None, description="Target kind (inferred when empty).")
+    label_delim: str | None = Field(None, description="Separator of a multi-label column.")
+    splitter: Literal["auto", "random", "stratified"] = Field("auto", description="train/valid folders or is_valid column, else stratified.")
+    valid_pct: float = Field(0.2, gt=0, lt=1, description="Validation share for random splits.")
+
+
+class AugmentSection(_Section):
+    flip: bool = True
+    max_rotate: float = 10.0
+    min_zoom: float = 1.0
+    max_zoom: float = 1.1
+    max_warp: float = 0.2
+    max_lighting: float = 0.2
+    min_scale: float = 0.35
+    p_affine: float = 0.75
+    p_lighting: float = 0.75
+    enabled: bool = True
+
+
+class VisionTransforms(_Section):
+    size: int = Field(224, ge=8, description="Training image size in pixels.")
+    presize: int | None = Field(None, description="Size images are decoded and cached at (default size/0.875).")
+    resize_mode: Literal["crop", "pad", "squish"] = "crop"
+    augment: bool | AugmentSection = Field(True, description="Batch augmentation on the device: true, false, or its settings.")
+    channels: Literal[1, 3] = 3
+
+
+class HeadSection(_Section):
+    pool: Literal["avg", "avgmax"] = "avgmax"
+    hidden: int | None = 512
+    batchnorm: bool = True
+    dropout: float = Field(0.25, ge=0, lt=1)
+
+
+class VisionModel(_Section):
+    arch: str = Field("tf_efficientnet_lite0", description="Any timm architecture name.")
+    weights: str | None = Field("imagenet", description="'imagenet', a local weights file, or none for random init.")
+    head: HeadSection | None = None
+
+
+class VisionTraining(_Section):
+    bs: int | Literal["auto"] = 32
+    metrics: list[str] | None = None
+    monitor: str | None = None
+    opt: Literal["adamw", "sgd"] = "adamw"
+    wd: float = 0.01
+    train_bn: bool = True
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: list[float] | None = None
+    grad_clip: float | None = None
+    grad_accum: int = Field(1, ge=1)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool | None = None
+    compile: bool = False
+    device: str = "auto"
+    num_workers: int | None = None
+    seed: int = 42
+
+
+class FitSection(_Section):
+    epochs: int = Field(3, ge=0, description="Unfrozen epochs (fine_tune(epochs)).")
+    base_lr: float = Field(2e-3, gt=0)
+    freeze_epochs: int = Field(1, ge=0)
+    lr_mult: float = Field(100, gt=0)
+    pct_start: float = Field(0.25, gt=0, lt=1)
+    div: float = Field(5.0, gt=0)
+    unfreeze_milestones: list[Any] | None = None
+
+
+class OutputSection(_Section):
+    out: str | None = Field(None, description="Output directory (default runs/<data>-<timestamp>).")
+    plots: bool = True
+
+
+class VisionRecipe(_Section):
+    task: Literal["vision"] = "vision"
+    data: VisionData = VisionData()
+    transforms: VisionTransforms = VisionTransforms()
+    model: VisionModel = VisionModel()
+    training: VisionTraining = VisionTraining()
+    fit: FitSection = FitSection()
+    output: OutputSection = OutputSection()
+
+
+# ---- tabular and text: schema defined here; the tabular and text issues make them run ----------------
+class TabularData(_Section):
+    path: str | None = None
+    y: str | None = None
+    cat_names: list[str] | None = None
+    cont_names: list[str] | None = None
+    splitter: Literal["auto", "random", "stratified"] = "auto"
+    valid_pct: float = Field(0.2, gt=0, lt=1)
+
+
+class TabularModel(_Section):
+    layers: list[int] = [200, 100]
+    dropout: float = 0.1
+
+
+class TabularRecipe(_Section):
+    task: Literal["tabular"]
+    data: TabularData = TabularData()
+    model: TabularModel = TabularModel()
+    training: VisionTraining = VisionTraining()
+    fit: FitSection = FitSection()
+    output: OutputSection = OutputSection()
+
+
+class TextData(_Section):
+    path: str | None = None
+    text_col: str | None = None
+    y: str | None = None
+    splitter: Literal["auto", "random", "stratified"] = "auto"
+    valid_pct: float = Field(0.2, gt=0, lt=1)
+
+
+class TextModel(_Section):
+    arch: str = "minilm"
+    max_len: int = 256
+    pooling: Literal["mean", "cls"] = "mean"
+
+
+class TextRecipe(_Section):
+    task: Literal["text"]
+    data: TextData = TextData()
+    model: TextModel = TextModel()
+    training: VisionTraining = VisionTraining()
+    fit: FitSection = FitSection()
+    output: OutputSection = OutputSection()
+
+
+RecipeConfig = Annotated[Union[VisionRecipe, TabularRecipe, TextRecipe], Field(discriminator="task")]
+
+
+class _Root(BaseModel):
+    recipe: RecipeConfig
+
+
+def recipe_schema() -> dict:
+    """The JSON schema of a recipe, generated from the validation models (`quicklearn recipes schema`)."""
+    return _Root.model_json_schema()["$defs"] | {"oneOf": ["VisionRecipe", "TabularRecipe", "TextRecipe"]}
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _substitute(node: Any, where: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _substitute(v, f"{where}.{k}" if where else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_substitute(v, f"{where}[{i}]") for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def env(m: re.Match) -> str:
+            if m.group(1) not in os.environ:
+                raise ConfigError(f"{where}: environment variable ${{{m.group(1)}}} is not set. Set it or write the value in the recipe.")
+            return os.environ[m.group(1)]
+        return _ENV.sub(env, node)
+    return node
+
+
+def _model_for(raw: dict) -> type[_Section]:
+    task = raw.get("task", "vision")
+    models = {"vision": VisionRecipe, "tabular": TabularRecipe, "text": TextRecipe}
+    if task not in models:
+        raise ConfigError(f"task: {task!r} is not a task; use vision, tabular or text.")
+    return models[task]
+
+
+def _explain(err: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
+    e = err.errors()[0]
+    loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-", "literal")))
+    if e["type"] == "extra_forbidden":
+        parent: Any = model
+        for part in e["loc"][:-1]:
+            field = parent.model_fields.get(str(part)) if isinstance(parent, type) and issubclass(parent, BaseModel) else None
+            ann = field.annotation if field else None
+            parent = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        known = list(parent.model_fields) if parent else []
+        close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(known)}."
+        return ConfigError(f"{source}: unknown key {loc!r}.{hint}")
+    return ConfigError(f"{source}: {loc}: {e['msg']} (got {e.get('input')!r}).")
+
+
+def parse_recipe(raw: dict | None, source: str = "recipe") -> VisionRecipe | TabularRecipe | TextRecipe:
+    """Validate a recipe mapping (after ${ENV} substitution); errors name the key path and what was expected."""
+    raw = _substitute(raw or {}, "")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a recipe must be a mapping of sections (task, data, model, ...).")
+    model = _model_for(raw)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise _explain(err, model, source) from None
+
+
+def load_recipe(path_or_name: str | Path) -> VisionRecipe | TabularRecipe | TextRecipe:
+    """Load a recipe file, or a shipped recipe by name (e.g. 'vision')."""
+    path = find_recipe(path_or_name)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e}).") from None
+    return parse_recipe(raw, str(path))
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """Name -> path of the recipes installed with quicklearn."""
+    from importlib.resources import files
+
+    folder = Path(str(files("quicklearn_recipes")))
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def find_recipe(path_or_name: str | Path) -> Path:
+    p = Path(path_or_name).expanduser()
+    if p.is_file():
+        return p
+    shipped = shipped_recipes()
+    if str(path_or_name) in shipped:
+        return shipped[str(path_or_name)]
+    close = difflib.get_close_matches(str(path_or_name), list(shipped), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"recipe {str(path_or_name)!r}: no such file or shipped recipe.{hint} Shipped: {', '.join(shipped)}.")
+
+
+def merge_overrides(recipe: BaseModel, overrides: dict[str, Any]) -> Any:
+    """A copy of `recipe` with dotted-key overrides applied (e.g. {'fit.epochs': 5}), validated again."""
+    raw = recipe.model_dump()
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {}) if node.get(part) is not None else node.__setitem__(part, {}) or node[part]
+        node[parts[-1]] = value
+    return parse_recipe(raw, "options")

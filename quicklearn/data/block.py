@@ -1,0 +1,177 @@
+"""The vision DataBlock: items -> labels -> split -> item transforms -> batch augmentation -> normalization.
+
+`image_dataloaders(data, ...)` is the one entry point; every step is an explicit argument with a default
+that does the right thing on a folder-per-class tree, a train/valid tree, or a CSV of image paths.
+
+    dls = image_dataloaders("data/hymenoptera", size=224, bs=32)
+    dls.show_batch("batch.png")
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+import torch
+
+from ..errors import DataError
+from .augment import AugmentConfig, Normalize
+from .labels import TargetKind, Targets, Vocab, get_targets
+from .loaders import BatchLoader, decode_all
+from .pipeline import ImagePipeline, default_presize
+from .sources import ItemSource, csv_source, folder_source
+from .split import RandomSplitter, Splitter, StratifiedSplitter, auto_splitter, check_split
+from .transforms import ResizeMode
+
+__all__ = ["DataLoaders", "image_dataloaders", "image_source"]
+
+log = logging.getLogger("quicklearn")
+
+
+@dataclass
+class DataLoaders:
+    """Train and valid loaders plus what a model needs to know about the data (vocab, target kind, pipeline)."""
+
+    train: BatchLoader
+    valid: BatchLoader
+    kind: TargetKind
+    vocab: Vocab | None
+    pipeline: ImagePipeline
+    train_paths: list[Path] = field(default_factory=list)
+    valid_paths: list[Path] = field(default_factory=list)
+    target_stats: tuple[float, float] | None = None  # (mean, std) of a regression target, for standardization
+
+    @property
+    def n_out(self) -> int:
+        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[arg-type]
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.device
+
+    def to(self, device: torch.device | str, channels_last: bool | None = None) -> "DataLoaders":
+        device = torch.device(device)
+        for dl in (self.train, self.valid):
+            dl.device = device
+            if channels_last is not None:
+                dl.channels_last = channels_last
+            if device.type == "cuda" and not dl.images.is_pinned():
+                dl.images = dl.images.pin_memory()
+        return self
+
+    def decode_target(self, y: torch.Tensor) -> list[str] | list[float]:
+        if self.kind == "regression":
+            return [float(v) for v in y.flatten()]
+        if self.kind == "multi":
+            return [" ".join(c for c, on in zip(self.vocab.classes, row) if on > 0.5) for row in y]  # type: ignore[union-attr]
+        return [self.vocab.classes[int(i)] for i in y]  # type: ignore[union-attr]
+
+    def show_batch(self, path: str | Path = "show_batch.png", n: int = 16, seed: int = 0) -> Path:
+        """Save a PNG grid of `n` augmented training images with their labels; returns the path."""
+        from .show import show_batch
+
+        return show_batch(self, path, n=n, seed=seed)
+
+
+def image_source(data: str | Path | pd.DataFrame, path_col: str | None = None) -> ItemSource:
+    """A folder -> its image files; a CSV file or DataFrame -> its rows with an image-path column."""
+    if isinstance(data, pd.DataFrame):
+        return csv_source(data, path_col)
+    p = Path(data).expanduser()
+    if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"):
+        return csv_source(p, path_col)
+    return folder_source(p)
+
+
+def image_dataloaders(
+    data: str | Path | pd.DataFrame,
+    *,
+    y: str | Callable[[Path], Any] | None = None,
+    path_col: str | None = None,
+    kind: TargetKind | None = None,
+    label_delim: str | None = None,
+    splitter: Splitter | str = "auto",
+    valid_pct: float = 0.2,
+    seed: int = 42,
+    size: int = 224,
+    presize: int | None = None,
+    resize_mode: ResizeMode = "crop",
+    augment: AugmentConfig | bool = True,
+    arch: str = "tf_efficientnet_lite0",
+    normalize: Normalize | None = None,
+    channels: int = 3,
+    bs: int = 32,
+    num_workers: int | None = None,
+    device: torch.device | str = "cpu",
+) -> DataLoaders:
+    """Build train/valid DataLoaders from a folder, a CSV path or a DataFrame.
+
+    y: the target (None = parent folder name; a column; a regex with one group; a callable of the path).
+    splitter: "auto" (train/valid folders, an is_valid column, else stratified random), "random", "stratified", or a Splitter.
+    size/presize/resize_mode: images are pre-sized once to `presize` (default size/0.875) with `resize_mode`,
+    then cropped/augmented to `size` on whole batches. Normalization comes from `arch`'s pretrained config.
+    """
+    if size < 8:
+        raise DataError(f"size={size}: images must be at least 8 px.")
+    if channels not in (1, 3):
+        raise DataError(f"channels={channels}: use 3 (RGB) or 1 (grayscale).")
+    source = image_source(data, path_col)
+    where = data if not isinstance(data, pd.DataFrame) else "the DataFrame"
+    split = _resolve_splitter(splitter, source, valid_pct, seed)
+
+    if isinstance(split, StratifiedSplitter):
+        targets = get_targets(source, y, kind=kind, label_delim=label_delim)
+        train_idx, valid_idx = split(source, targets)
+    else:
+        # Split first: items outside train/ and valid/ (e.g. an unlabelled test/ folder) must not become a class.
+        train_idx, valid_idx = split(source, None)  # type: ignore[arg-type]
+        keep = train_idx + valid_idx
+        if len(keep) < len(source):
+            source = ItemSource([source.paths[i] for i in keep], source.root,
+                                None if source.frame is None else source.frame.iloc[keep].reset_index(drop=True), source.skipped)
+            train_idx, valid_idx = list(range(len(train_idx))), list(range(len(train_idx), len(keep)))
+        targets = get_targets(source, y, kind=kind, label_delim=label_delim)
+    check_split(train_idx, valid_idx, targets, where)
+
+    presize = presize or default_presize(size)
+    pipeline = ImagePipeline(size, presize, resize_mode, channels, normalize or Normalize.for_arch(arch, channels))
+    train_imgs, train_ok, errs_t = decode_all([source.paths[i] for i in train_idx], [pipeline.item], channels, num_workers,
+                                              "decoding train images")
+    valid_imgs, valid_ok, errs_v = decode_all([source.paths[i] for i in valid_idx], [pipeline.item], channels, num_workers,
+                                              "decoding valid images")
+    errors = errs_t + errs_v
+    if errors:
+        log.warning("skipped %d unreadable image(s): %s%s", len(errors), "; ".join(errors[:3]),
+                    f" and {len(errors) - 3} more" if len(errors) > 3 else "")
+    train_idx = [train_idx[i] for i in train_ok]
+    valid_idx = [valid_idx[i] for i in valid_ok]
+    check_split(train_idx, valid_idx, targets, where)
+
+    aug = augment if isinstance(augment, AugmentConfig) else AugmentConfig(enabled=bool(augment))
+    tv, vv = targets.values[train_idx], targets.values[valid_idx]
+    stats = None
+    if targets.kind == "regression":
+        stats = (float(tv.mean()), float(tv.std()) if len(tv) > 1 and float(tv.std()) > 0 else 1.0)
+    dev = torch.device(device)
+    bs_train = min(bs, len(train_idx))
+    train = BatchLoader(train_imgs, tv, pipeline, bs=bs_train, shuffle=True, drop_last=True, augment=aug, seed=seed, device=dev)
+    valid = BatchLoader(valid_imgs, vv, pipeline, bs=bs * 2, shuffle=False, device=dev)
+    return DataLoaders(
+        train, valid, targets.kind, targets.vocab, pipeline,
+        [source.paths[i] for i in train_idx], [source.paths[i] for i in valid_idx], stats,
+    )
+
+
+def _resolve_splitter(splitter: Splitter | str, source: ItemSource, valid_pct: float, seed: int) -> Splitter:
+    if not isinstance(splitter, str):
+        return splitter
+    if splitter == "auto":
+        return auto_splitter(source, valid_pct, seed)
+    if splitter == "random":
+        return RandomSplitter(valid_pct, seed)
+    if splitter == "stratified":
+        return StratifiedSplitter(valid_pct, seed)
+    raise DataError(f"splitter={splitter!r}: use 'auto', 'random', 'stratified' or a Splitter object.")

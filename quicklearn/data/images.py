@@ -1,0 +1,108 @@
+"""Finding and decoding image files: by extension *and* by content, fast path first.
+
+JPEGs decode with torchvision.io (libjpeg-turbo, EXIF orientation applied); everything else
+(GIF, palette/16-bit PNG, CMYK, WebP, TIFF) goes through Pillow, converted to RGB or L.
+The result is always a uint8 tensor (C, H, W): pixels stay uint8 until the batch is on its device.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "decode_image", "UnreadableImage"]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
+
+# Magic numbers of the formats above: a `.jpg` that is really text, HTML or empty is not an image.
+_SIGNATURES: tuple[bytes, ...] = (
+    b"\xff\xd8\xff",  # JPEG
+    b"\x89PNG\r\n\x1a\n",  # PNG
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",  # BMP
+    b"II*\x00",  # TIFF little-endian
+    b"MM\x00*",  # TIFF big-endian
+)
+
+
+class UnreadableImage(Exception):
+    """Internal: a file that looked like an image failed to decode (reported once, in bulk, by the caller)."""
+
+
+def looks_like_image(path: Path) -> bool:
+    """True when `path` has an image extension and its first bytes match an image format."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return True
+    return any(head.startswith(sig) for sig in _SIGNATURES)
+
+
+def decode_image(path: str | Path, channels: int = 3) -> torch.Tensor:
+    """Decode `path` to a uint8 tensor of shape (channels, H, W); raise UnreadableImage if it cannot be read.
+
+    channels: 3 (RGB, grayscale is repeated) or 1 (luminance).
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UnreadableImage(f"{path}: {e.strerror or e}") from e
+    if not data:
+        raise UnreadableImage(f"{path}: empty file")
+    if data[:3] == b"\xff\xd8\xff":
+        img = _decode_jpeg(data, channels)
+        if img is not None:
+            return img
+    return _decode_pil(path, channels)
+
+
+def _decode_jpeg(data: bytes, channels: int) -> torch.Tensor | None:
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    mode = ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=mode, apply_exif_orientation=True)
+    except RuntimeError:
+        return None  # truncated, CMYK on old libjpeg, ...: let Pillow try and decide
+
+
+def _decode_pil(path: Path, channels: int) -> torch.Tensor:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                im = _to_mode(im, "RGB" if channels == 3 else "L")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UnreadableImage(f"{path}: {e}") from e
+    arr = np.asarray(im, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def _to_mode(im: Image.Image, mode: str) -> Image.Image:
+    """Convert any Pillow mode to RGB/L; 16-bit images are scaled down, transparency composited on white."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float64)
+        hi = arr.max() if arr.size and arr.max() > 255 else 255.0
+        im = Image.fromarray((arr * (255.0 / hi)).clip(0, 255).astype(np.uint8), "L")
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA"):
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im.convert("RGBA"))
+    return im.convert(mode)

@@ -1,0 +1,159 @@
+"""Targets: how each item gets its label, and the vocabulary that fixes which index means which class.
+
+One name for the target everywhere: `y=` in Python, `--target` on the CLI. `y` may be a column name
+(single label, delimiter-separated multi-label, or float regression), a regex with one group applied to the
+file name, a callable of the path, or None (the parent folder's name).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import pandas as pd
+import torch
+
+from ..errors import DataError
+from .sources import ItemSource
+
+__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets"]
+
+TargetKind = Literal["single", "multi", "regression"]
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Sorted class names: the same index always means the same class."""
+
+    classes: tuple[str, ...]
+
+    @classmethod
+    def from_labels(cls, labels: Sequence[Any]) -> "Vocab":
+        return cls(tuple(sorted({str(x) for x in labels})))
+
+    def index(self, label: Any) -> int:
+        return self.classes.index(str(label))
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+
+@dataclass
+class Targets:
+    """Encoded targets: int64 class indices, float multi-hot rows, or float values, plus their vocab (none for regression)."""
+
+    kind: TargetKind
+    values: torch.Tensor
+    vocab: Vocab | None
+
+    @property
+    def n_out(self) -> int:
+        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[arg-type]
+
+
+def parent_label(path: Path) -> str:
+    """The name of the folder that holds the file: folder-per-class data."""
+    return Path(path).parent.name
+
+
+@dataclass(frozen=True)
+class RegexLabel:
+    """The first group of `pattern` searched in the file name, e.g. RegexLabel(r'^([a-z_]+)_\\d+\\.jpg$')."""
+
+    pattern: str
+
+    def __call__(self, path: Path) -> str:
+        m = re.search(self.pattern, Path(path).name)
+        if not m or not m.groups():
+            raise DataError(f"{path}: file name does not match the label pattern {self.pattern!r} (it needs one (group)).")
+        return m.group(1)
+
+
+def get_targets(
+    source: ItemSource,
+    y: str | Callable[[Path], Any] | None = None,
+    *,
+    kind: TargetKind | None = None,
+    label_delim: str | None = None,
+) -> Targets:
+    """Label every item of `source` and encode the labels; `kind` is inferred when None."""
+    raw = _raw_labels(source, y)
+    if kind is None:
+        # Multi-label is only inferred from a CSV column: folder names with spaces are single labels.
+        kind = _infer_kind(raw, label_delim, allow_multi=isinstance(y, str) and source.frame is not None)
+    if kind == "regression":
+        try:
+            values = torch.tensor(pd.to_numeric(pd.Series(raw)).to_numpy(), dtype=torch.float32)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"target {y!r}: regression needs numbers ({e}).") from e
+        if torch.isnan(values).any():
+            bad = source.paths[int(torch.isnan(values).nonzero()[0])]
+            raise DataError(f"target {y!r} is empty for {bad}: fill it in or drop that row.")
+        return Targets("regression", values, None)
+    if kind == "multi":
+        sets = [_split_multi(v, label_delim) for v in raw]
+        vocab = Vocab.from_labels([c for s in sets for c in s])
+        values = torch.zeros((len(sets), len(vocab)), dtype=torch.float32)
+        for i, s in enumerate(sets):
+            for c in s:
+                values[i, vocab.index(c)] = 1.0
+        return Targets("multi", values, vocab)
+    missing = [p for p, v in zip(source.paths, raw) if v is None or (isinstance(v, float) and pd.isna(v))]
+    if missing:
+        raise DataError(f"{len(missing)} item(s) have no label, first {missing[0]}: fill in target {y!r} or drop them.")
+    vocab = Vocab.from_labels(raw)
+    if len(vocab) < 2:
+        where = source.root
+        raise DataError(
+            f"{where}: only one class ({vocab.classes[0]!r}) found. A classifier needs at least two: "
+            "put each class's images in its own sub-folder (DATA/ants/*.jpg, DATA/bees/*.jpg) or give a label column with y=/--target."
+        )
+    lookup = {c: i for i, c in enumerate(vocab.classes)}
+    return Targets("single", torch.tensor([lookup[str(v)] for v in raw], dtype=torch.int64), vocab)
+
+
+def _raw_labels(source: ItemSource, y: str | Callable[[Path], Any] | None) -> list[Any]:
+    if y is None:
+        return [parent_label(p) for p in source.paths]
+    if callable(y):
+        return [y(p) for p in source.paths]
+    if source.frame is not None and y in source.frame.columns:
+        return source.frame[y].tolist()
+    if source.frame is not None:
+        import difflib
+
+        close = difflib.get_close_matches(str(y), [str(c) for c in source.frame.columns], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise DataError(f"target column {y!r} not found; columns are {list(source.frame.columns)}.{hint}")
+    if isinstance(y, str) and "(" in y:
+        return [RegexLabel(y)(p) for p in source.paths]
+    raise DataError(
+        f"target {y!r}: a folder of images has no columns. Leave the target out to label by folder name, "
+        "give a regex with one (group) over the file name, or use a CSV with that column."
+    )
+
+
+def _split_multi(value: Any, delim: str | None) -> list[str]:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return []
+    text = str(value)
+    parts = text.split(delim) if delim else re.split(r"[\s,;|]+", text)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _infer_kind(raw: list[Any], label_delim: str | None, allow_multi: bool) -> TargetKind:
+    series = pd.Series(raw)
+    if pd.api.types.is_float_dtype(series) and series.dropna().nunique() > 20 or (
+        pd.api.types.is_float_dtype(series) and not (series.dropna() == series.dropna().round()).all()
+    ):
+        return "regression"
+    if label_delim is not None:
+        return "multi"
+    if not allow_multi:
+        return "single"
+    text = series.dropna().astype(str)
+    if len(text) and text.str.contains(r"[\s,;|]").mean() > 0.05 and text.str.split(r"[\s,;|]+").map(len).max() > 1:
+        return "multi"
+    return "single"

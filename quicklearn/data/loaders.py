@@ -1,0 +1,154 @@
+"""DataLoaders: decode and pre-size every image once, then serve uint8 batches that are augmented and
+normalized on the device where they are used.
+
+Why decode once: JPEG decoding and resizing of full-size photos cost more than a forward/backward pass of a
+small backbone on a CPU; fastai repeats that work every epoch. Pre-sized uint8 images take
+3*256*256 = 192 KiB each, so 10,000 images fit in 2 GiB of RAM.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..progress import progress
+from .augment import AugmentConfig, augment_batch
+from .images import UnreadableImage, decode_image
+from .pipeline import ImagePipeline
+
+__all__ = ["DecodeDataset", "decode_all", "BatchLoader", "default_num_workers"]
+
+log = logging.getLogger("quicklearn")
+
+
+def default_num_workers() -> int:
+    """Worker processes for decoding.
+
+    Measured on the 2-core dev machine (decode + pre-size all 397 hymenoptera photos to 256 px,
+    benchmarks/workers.py): 0 workers 1.00x, 1 worker ~1.0x, 2 workers ~1.7x faster, 3 no better than 2.
+    So: one worker per core, at most 8 (decoding is the only work they do).
+    """
+    return min(8, os.cpu_count() or 1)
+
+
+class DecodeDataset(Dataset):
+    """Decode + item transforms of one path; an unreadable file yields None (counted and reported by the caller)."""
+
+    def __init__(self, paths: Sequence[Path], item_tfms: Sequence[Callable[[torch.Tensor], torch.Tensor]], channels: int):
+        self.paths, self.item_tfms, self.channels = list(paths), list(item_tfms), channels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str]:
+        try:
+            img = decode_image(self.paths[i], self.channels)
+            for tfm in self.item_tfms:
+                img = tfm(img)
+            return i, img, ""
+        except UnreadableImage as e:
+            return i, None, str(e)
+
+
+def _collate(batch: list) -> list:
+    return batch
+
+
+def decode_all(
+    paths: Sequence[Path],
+    item_tfms: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    channels: int,
+    num_workers: int | None = None,
+    description: str = "decoding images",
+) -> tuple[torch.Tensor, list[int], list[str]]:
+    """Decode every path once into one uint8 tensor (N_ok, C, S, S); returns it, the indices that decoded, and the errors."""
+    if not paths:
+        return torch.empty(0, dtype=torch.uint8), [], []
+    nw = default_num_workers() if num_workers is None else num_workers
+    nw = min(nw, max(0, len(paths) // 32))  # tiny sets: worker start-up costs more than it saves
+    ds = DecodeDataset(paths, item_tfms, channels)
+    loader = DataLoader(ds, batch_size=16, num_workers=nw, collate_fn=_collate)
+    images: list[torch.Tensor | None] = [None] * len(paths)
+    errors: list[str] = []
+    with progress() as bar:
+        task = bar.add_task(description, total=len(paths), info="") if bar else None
+        for batch in loader:
+            for i, img, err in batch:
+                images[i] = img
+                if err:
+                    errors.append(err)
+            if bar:
+                bar.advance(task, len(batch))
+    ok = [i for i, img in enumerate(images) if img is not None]
+    stacked = torch.stack([images[i] for i in ok]) if ok else torch.empty(0, dtype=torch.uint8)
+    return stacked, ok, errors
+
+
+@dataclass
+class BatchLoader:
+    """Batches of pre-sized uint8 images -> (normalized float batch, targets) on `device`.
+
+    Shuffling and augmentation draw from generators seeded by (seed, epoch): the same seed gives the same
+    batches, and a resumed run sees exactly the batches an uninterrupted one would.
+    """
+
+    images: torch.Tensor  # uint8 (N, C, S, S), CPU
+    targets: torch.Tensor
+    pipeline: ImagePipeline
+    bs: int = 32
+    shuffle: bool = False
+    drop_last: bool = False
+    augment: AugmentConfig | None = None
+    seed: int = 42
+    device: torch.device = torch.device("cpu")
+    channels_last: bool = False
+    epoch: int = 0
+
+    def __post_init__(self) -> None:
+        if self.device.type == "cuda":
+            self.images = self.images.pin_memory()
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        n = len(self.images)
+        if self.drop_last and n >= self.bs:
+            return n // self.bs
+        return (n + self.bs - 1) // self.bs
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.images)
+        if not self.shuffle:
+            return torch.arange(n)
+        return torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order()
+        aug_gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7_919)
+        nb = len(self)
+        for b in range(nb):
+            idx = order[b * self.bs : (b + 1) * self.bs]
+            yield self.make_batch(idx, aug_gen)
+
+    def make_batch(self, idx: torch.Tensor, aug_gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        non_blocking = self.device.type == "cuda"
+        x = self.images[idx].to(self.device, non_blocking=non_blocking)
+        y = self.targets[idx].to(self.device, non_blocking=non_blocking)
+        if self.augment is not None and self.augment.enabled:
+            x = self.pipeline.normalize(augment_batch(x, self.pipeline.size, self.augment, aug_gen or torch.Generator()))
+        else:
+            x = self.pipeline.valid_batch(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+    @property
+    def n(self) -> int:
+        return len(self.images)

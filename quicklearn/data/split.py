@@ -1,0 +1,165 @@
+"""Splitters: which items train and which validate. Each is a small callable `(source, targets) -> (train_idx, valid_idx)`."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import torch
+
+from ..errors import DataError
+from .labels import Targets
+from .sources import ItemSource
+
+__all__ = [
+    "Splitter", "RandomSplitter", "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter",
+    "auto_splitter", "check_split",
+]
+
+log = logging.getLogger("quicklearn")
+
+TRAIN_NAMES = ("train", "training")
+VALID_NAMES = ("valid", "val", "validation")
+
+
+class Splitter(Protocol):
+    def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]: ...
+
+
+def _n_valid(n: int, valid_pct: float) -> int:
+    if not 0.0 < valid_pct < 1.0:
+        raise DataError(f"valid_pct={valid_pct}: must be between 0 and 1 (e.g. 0.2 for 20%).")
+    return max(1, round(n * valid_pct))
+
+
+@dataclass(frozen=True)
+class RandomSplitter:
+    """A seeded random `valid_pct` of the items validate."""
+
+    valid_pct: float = 0.2
+    seed: int = 42
+
+    def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
+        n = len(source)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed)).tolist()
+        k = _n_valid(n, self.valid_pct)
+        return sorted(perm[k:]), sorted(perm[:k])
+
+
+@dataclass(frozen=True)
+class StratifiedSplitter:
+    """Like RandomSplitter, but each class keeps its share in both sets (falls back to random for regression)."""
+
+    valid_pct: float = 0.2
+    seed: int = 42
+
+    def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
+        if targets.kind != "single":
+            return RandomSplitter(self.valid_pct, self.seed)(source, targets)
+        g = torch.Generator().manual_seed(self.seed)
+        train, valid = [], []
+        for c in range(len(targets.vocab)):  # type: ignore[arg-type]
+            idx = (targets.values == c).nonzero().flatten()
+            idx = idx[torch.randperm(len(idx), generator=g)].tolist()
+            k = round(len(idx) * self.valid_pct) if len(idx) > 1 else 0
+            valid += idx[:k]
+            train += idx[k:]
+        _n_valid(len(source), self.valid_pct)
+        return sorted(train), sorted(valid)
+
+
+@dataclass(frozen=True)
+class FolderSplitter:
+    """Split by a folder name in the path: `train/...` trains, `valid/...` or `val/...` validates (fastai's GrandparentSplitter)."""
+
+    train_name: str | Sequence[str] = TRAIN_NAMES
+    valid_name: str | Sequence[str] = VALID_NAMES
+
+    def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
+        tn = {self.train_name} if isinstance(self.train_name, str) else set(self.train_name)
+        vn = {self.valid_name} if isinstance(self.valid_name, str) else set(self.valid_name)
+        train, valid = [], []
+        for i, p in enumerate(source.paths):
+            parts = set(p.relative_to(source.root).parts[:-1]) if p.is_relative_to(source.root) else set(p.parts)
+            if parts & vn:
+                valid.append(i)
+            elif parts & tn:
+                train.append(i)
+        return train, valid
+
+
+@dataclass(frozen=True)
+class ColumnSplitter:
+    """A boolean CSV column marks the validation rows (e.g. `is_valid`)."""
+
+    column: str = "is_valid"
+
+    def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
+        if source.frame is None or self.column not in source.frame.columns:
+            cols = [] if source.frame is None else list(source.frame.columns)
+            raise DataError(f"split column {self.column!r} not found; columns are {cols}.")
+        flags = source.frame[self.column].map(_truthy)
+        if flags.isna().any():
+            row = int(flags.isna().to_numpy().nonzero()[0][0])
+            raise DataError(
+                f"split column {self.column!r}: row {row} has {source.frame[self.column].iloc[row]!r}; use true/false or 1/0."
+            )
+        valid = [i for i, f in enumerate(flags) if f]
+        return [i for i, f in enumerate(flags) if not f], valid
+
+
+@dataclass(frozen=True)
+class IndexSplitter:
+    """The given item indices validate; the rest train."""
+
+    valid_idx: Sequence[int]
+
+    def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
+        v = set(int(i) for i in self.valid_idx)
+        return [i for i in range(len(source)) if i not in v], sorted(v)
+
+
+def _truthy(x: object) -> bool | None:
+    s = str(x).strip().lower()
+    if s in ("true", "1", "yes", "y", "t", "1.0", "valid", "val"):
+        return True
+    if s in ("false", "0", "no", "n", "f", "0.0", "train", ""):
+        return False
+    return None
+
+
+def auto_splitter(source: ItemSource, valid_pct: float = 0.2, seed: int = 42) -> Splitter:
+    """Folder split when the data has train/ and valid/ (or val/) folders, a column split for an `is_valid` column, else stratified random."""
+    if source.frame is not None:
+        if "is_valid" in source.frame.columns:
+            return ColumnSplitter("is_valid")
+        return StratifiedSplitter(valid_pct, seed)
+    top = {p.relative_to(source.root).parts[0] for p in source.paths if len(p.relative_to(source.root).parts) > 1}
+    if top & set(VALID_NAMES) and top & set(TRAIN_NAMES):
+        return FolderSplitter()
+    return StratifiedSplitter(valid_pct, seed)
+
+
+def check_split(train: list[int], valid: list[int], targets: Targets, where: object) -> None:
+    """Refuse a split that cannot train or validate; warn when validation misses a class."""
+    if not train:
+        raise DataError(f"{where}: the split leaves no training items. Check the split (folder names, valid column, valid_pct).")
+    if not valid:
+        raise DataError(
+            f"{where}: the validation set is empty. Add a valid/ folder, mark rows in an is_valid column, or set valid_pct (e.g. 0.2)."
+        )
+    if targets.kind != "single":
+        return
+    classes = targets.vocab.classes  # type: ignore[union-attr]
+    in_train = set(targets.values[train].tolist())
+    absent = [classes[c] for c in range(len(classes)) if c not in in_train]
+    if absent:
+        raise DataError(
+            f"{where}: class {absent[0]!r} has no training items{' (and ' + str(len(absent) - 1) + ' more)' if len(absent) > 1 else ''}. "
+            "Add images of it to the training set or remove that class."
+        )
+    in_valid = set(targets.values[valid].tolist())
+    missing = [classes[c] for c in range(len(classes)) if c not in in_valid]
+    if missing:
+        log.warning("%s: class %r has no validation items; its accuracy will not be measured.", where, missing[0])

@@ -1,0 +1,123 @@
+"""Running a recipe: the one path from a validated recipe to a model directory, used by the CLI.
+
+    recipe = load_recipe("vision")                       # or parse_recipe({...})
+    result = run_recipe(recipe, data="data/", out="runs/x")
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import TabularRecipe, TextRecipe, VisionRecipe
+from .data.augment import AugmentConfig
+from .errors import ConfigError, DataError
+from .fileio import write_json
+from .models.heads import HeadConfig
+
+__all__ = ["RunResult", "infer_task", "prepare_out_dir", "learner_kwargs", "run_recipe", "default_out_dir"]
+
+log = logging.getLogger("quicklearn")
+
+
+@dataclass
+class RunResult:
+    out: Path
+    metrics: dict[str, float]
+    wall_s: float
+    learner: Any
+
+
+def infer_task(data: str | Path) -> tuple[str, str]:
+    """('vision'|'tabular'|'text', why). A folder is vision; a CSV with an image-path column is vision, with a long
+    free-text column text, otherwise tabular. Raise ConfigError asking for --task when it cannot tell."""
+    from .data.sources import find_image_column, read_table
+
+    p = Path(data).expanduser()
+    if p.is_dir():
+        return "vision", "a folder of images"
+    if not p.exists():
+        raise DataError(f"{p}: no such file or folder. Check --data.")
+    if p.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        raise ConfigError(f"{p}: cannot tell the task from a {p.suffix or 'extensionless'} file. Pass --task vision|tabular|text.")
+    frame = read_table(p)
+    image_col = find_image_column(frame)
+    text_cols = [c for c in frame.columns if frame[c].dtype == object and frame[c].dropna().astype(str).str.len().mean() > 100]
+    mid_cols = [c for c in frame.columns if frame[c].dtype == object and 30 < frame[c].dropna().astype(str).str.len().mean() <= 100]
+    if image_col and text_cols:
+        raise ConfigError(f"{p}: has image paths ({image_col!r}) and free text ({text_cols[0]!r}); say which with --task vision or --task text.")
+    if image_col:
+        return "vision", f"column {image_col!r} holds image paths"
+    if text_cols:
+        return "text", f"column {text_cols[0]!r} holds long free text"
+    if mid_cols:
+        raise ConfigError(f"{p}: column {mid_cols[0]!r} could be free text or a category; say which with --task text or --task tabular.")
+    return "tabular", "no image-path or long free-text column"
+
+
+def default_out_dir(data: str | Path | None) -> Path:
+    name = Path(str(data)).expanduser().resolve().name if data else "run"
+    return Path("runs") / f"{Path(name).stem or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def prepare_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
+    """Refuse to write into a non-empty folder unless told to overwrite it or resume the run in it."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file. Choose a folder.")
+    if out.exists() and any(out.iterdir()):
+        if resume:
+            return
+        if not overwrite:
+            raise ConfigError(f"--out {out}: folder exists and is not empty. Add --overwrite to replace it, --resume to continue it, or choose another --out.")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def learner_kwargs(recipe: VisionRecipe) -> dict[str, Any]:
+    """The keyword arguments of `vision_learner` that the recipe's data, transforms, model and training sections say."""
+    kw: dict[str, Any] = {}
+    for section in (recipe.data, recipe.transforms, recipe.model, recipe.training):
+        kw.update({k: getattr(section, k) for k in type(section).model_fields})
+    kw.pop("path")
+    aug = recipe.transforms.augment
+    kw["augment"] = aug if isinstance(aug, bool) else AugmentConfig(**aug.model_dump())
+    kw["head"] = HeadConfig(**recipe.model.head.model_dump()) if recipe.model.head else None
+    if isinstance(kw["weights"], str) and kw["weights"].lower() in ("none", "null", "random"):
+        kw["weights"] = None
+    return kw
+
+
+def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | Path | None = None, overwrite: bool = False,
+               resume: bool = False, progress: bool | None = None) -> RunResult:
+    """Train what `recipe` describes and write the model directory; returns where and the final metrics."""
+    if not isinstance(recipe, VisionRecipe):
+        raise ConfigError(f"task {recipe.task!r}: training for this task is not available in this version yet; only vision runs today.")
+    data = recipe.data.path
+    if not data:
+        raise ConfigError("no data: give --data PATH or set data.path in the recipe.")
+    out = Path(out or recipe.output.out or default_out_dir(data))
+    prepare_out_dir(out, overwrite, resume)
+    from .vision import vision_learner
+
+    t0 = time.perf_counter()
+    recipe_dict = recipe.model_dump(mode="json")
+    recipe_dict["output"]["out"] = str(out)
+    learn = vision_learner(data, path=out, progress=progress, recipe=recipe_dict, **learner_kwargs(recipe))
+    learn.fine_tune(**recipe.fit.model_dump(), resume=resume)
+    wall = time.perf_counter() - t0
+    metrics = learn.validate()
+    learn.export(out)
+    write_json(out / "metrics.json", {"valid": metrics, "history": learn.history, "wall_s": round(wall, 2)})
+    if recipe.output.plots:
+        from .plots import plot_history
+
+        plot_history(learn.history, out / "training_curves.png")
+    (out / "checkpoint.pt").unlink(missing_ok=True)  # the model directory is complete; the resume point is no longer needed
+    return RunResult(out, metrics, wall, learn)

@@ -1,0 +1,439 @@
+"""The Learner: one training loop for every task, with freeze/unfreeze fine-tuning and one-cycle schedules.
+
+    learn = Learner(dls, model)
+    learn.fine_tune(3)            # 1 frozen epoch, then 3 unfrozen with discriminative learning rates
+    learn.validate()              # {"loss": ..., "accuracy": ...}
+
+Everything the loop needs lives on the Learner (`self.history`, `self.stage`, `self.opt`); callbacks see it.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError, TrainingError
+from ..fileio import atomic_path
+from .callbacks import Callback, Checkpoint, HistoryLogger, ProgressCallback
+from .metrics import GREATER_IS_BETTER, default_metrics, get_metric
+from .optim import group_lrs, make_optimizer
+from .schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
+
+__all__ = ["Learner", "LRFindResult", "resolve_device"]
+
+log = logging.getLogger("quicklearn")
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+CHECKPOINT = "checkpoint.pt"
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' (or None) picks CUDA, then Apple's MPS, then the CPU."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r} but no CUDA GPU is available here. Use --device cpu (or auto).")
+    return dev
+
+
+@dataclass
+class LRFindResult:
+    suggestion: float
+    lrs: list[float]
+    losses: list[float]
+    plot: Path | None
+
+
+def _is_bn(m: nn.Module) -> bool:
+    return isinstance(m, nn.modules.batchnorm._BatchNorm)
+
+
+class Learner:
+    """Trains `model` on `dls`. `kind` ('single', 'multi', 'regression') picks the loss and default metrics."""
+
+    def __init__(
+        self,
+        dls: Any,
+        model: nn.Module,
+        *,
+        loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        metrics: Sequence[str] | None = None,
+        monitor: str | None = None,
+        opt: str = "adamw",
+        wd: float = 0.01,
+        train_bn: bool = True,
+        device: str | torch.device | None = "auto",
+        precision: Precision = "auto",
+        channels_last: bool | None = None,
+        compile: bool = False,
+        grad_clip: float | None = None,
+        grad_accum: int = 1,
+        label_smoothing: float = 0.0,
+        class_weights: Sequence[float] | None = None,
+        path: str | Path | None = None,
+        cbs: Sequence[Callback] = (),
+        seed: int = 42,
+        progress: bool | None = None,
+        config: dict | None = None,
+    ):
+        self.dls, self.model = dls, model
+        self.kind = dls.kind
+        self.device = resolve_device(device)
+        self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.dls.to(self.device, channels_last=self.channels_last)
+        self.forward = torch.compile(self.model) if compile else self.model
+        self.amp_dtype = self._amp_dtype(precision)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.metric_names = list(metrics) if metrics is not None else default_metrics(self.kind)
+        self.metric_fns = {m: get_metric(m) for m in self.metric_names}
+        self.monitor = monitor or (self.metric_names[0] if self.metric_names else "valid_loss")
+        self.loss_func = loss_func or self._default_loss(label_smoothing, class_weights)
+        self.opt_name, self.wd, self.train_bn = opt, wd, train_bn
+        self.grad_clip, self.grad_accum = grad_clip, max(1, int(grad_accum))
+        self.seed = seed
+        self.path = Path(path) if path else None
+        self.config = dict(config or {})
+        self.cbs: list[Callback] = [ProgressCallback(progress)]
+        if self.path:
+            self.cbs += [HistoryLogger(self.path), Checkpoint()]
+        self.cbs += list(cbs)
+        self.opt: torch.optim.Optimizer | None = None
+        self.history: list[dict[str, Any]] = []
+        self.stage = 0  # counts fit calls: fine_tune's frozen phase is stage 0, its unfrozen phase stage 1
+        self.stop_training = False
+        self._resume: dict | None = None
+        self.n_groups = len(self.model.groups())
+        self.frozen_to = 0
+        if self.kind == "regression" and dls.target_stats:
+            self.y_mean, self.y_std = dls.target_stats
+        else:
+            self.y_mean, self.y_std = 0.0, 1.0
+
+    # ---- setup -------------------------------------------------------------------------------
+    def _amp_dtype(self, precision: Precision) -> torch.dtype | None:
+        if precision == "fp32" or (precision == "auto" and self.device.type != "cuda"):
+            return None
+        if precision == "fp16":
+            return torch.float16
+        if precision == "bf16":
+            return torch.bfloat16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+    def _default_loss(self, label_smoothing: float, class_weights: Sequence[float] | None) -> Callable:
+        weight = torch.tensor(class_weights, dtype=torch.float32, device=self.device) if class_weights else None
+        if self.kind == "single":
+            return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        if self.kind == "multi":
+            return nn.BCEWithLogitsLoss(pos_weight=weight)
+        mse = nn.MSELoss()
+        return lambda out, y: mse(out.flatten().float(), y.flatten().float())
+
+    def greater_is_better(self, name: str) -> bool:
+        return name in GREATER_IS_BETTER
+
+    # ---- freezing ------------------------------------------------------------------------------
+    def freeze_to(self, n: int) -> None:
+        """Freeze the first `n` layer groups (no gradients); BatchNorm in them keeps training when `train_bn`."""
+        groups = self.model.groups()
+        n = n % len(groups) if n < 0 else min(n, len(groups))
+        self.frozen_to = n
+        bn_params = {id(p) for m in self.model.modules() if _is_bn(m) for p in m.parameters(recurse=False)}
+        for i, g in enumerate(groups):
+            for p in g:
+                p.requires_grad_(i >= n or (self.train_bn and id(p) in bn_params))
+
+    def freeze(self) -> None:
+        """Train the head only (and the body's BatchNorm layers when train_bn)."""
+        self.freeze_to(-1)
+
+    def unfreeze(self) -> None:
+        self.freeze_to(0)
+
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        if self.frozen_to and not self.train_bn:
+            frozen = {id(p) for g in self.model.groups()[: self.frozen_to] for p in g}
+            for m in self.model.modules():
+                if _is_bn(m) and any(id(p) in frozen for p in m.parameters(recurse=False)):
+                    m.eval()  # frozen means frozen: no running-statistics updates either
+
+    # ---- schedules -----------------------------------------------------------------------------
+    def fit(self, epochs: int, lr: float | slice = 1e-3, *, resume: bool = False) -> list[dict]:
+        """Train `epochs` epochs at a constant `lr` (a float, or slice(lo, hi) across layer groups)."""
+        return self._fit(epochs, lr, constant(1.0), None, "fit", resume)
+
+    def fit_one_cycle(self, epochs: int, max_lr: float | slice = 2e-3, *, pct_start: float = 0.25, div: float = 25.0,
+                      final_div: float = 1e5, moms: tuple[float, float, float] = (0.95, 0.85, 0.95), resume: bool = False) -> list[dict]:
+        """One-cycle: lr warms up from max_lr/div to max_lr over `pct_start`, then cosine-anneals to max_lr/final_div,
+        while momentum (Adam's beta1) cycles 0.95 -> 0.85 -> 0.95."""
+        return self._fit(epochs, max_lr, one_cycle(pct_start, div, final_div), momentum_cycle(*moms, pct_start=pct_start),
+                         "fit_one_cycle", resume)
+
+    def fit_flat_cos(self, epochs: int, lr: float | slice = 2e-3, *, pct_start: float = 0.75, resume: bool = False) -> list[dict]:
+        """Flat lr for `pct_start` of training, then cosine annealing to zero."""
+        return self._fit(epochs, lr, flat_cos(pct_start), None, "fit_flat_cos", resume)
+
+    def fine_tune(self, epochs: int, base_lr: float = 2e-3, *, freeze_epochs: int = 1, lr_mult: float = 100, pct_start: float = 0.25,
+                  div: float = 5.0, unfreeze_milestones: Sequence[Any] | None = None, resume: bool = False) -> list[dict]:
+        """Transfer learning in two phases, as fastai does: `freeze_epochs` with the body frozen at `base_lr`,
+        then `epochs` unfrozen epochs with discriminative rates slice(base_lr/2/lr_mult, base_lr/2).
+
+        Differences from fastai: the frozen phase uses our pct_start (0.25) rather than 0.99, so the head gets a warm-up
+        and an annealed finish in one epoch; the unfrozen phase keeps fastai's div=5.
+
+        unfreeze_milestones: gradual unfreezing instead, e.g. ((1, 3), 5): after `freeze_epochs`, unfreeze the last
+        body group at epoch 1, the rest at epoch 3, of 5 unfrozen epochs in all; each newly unfrozen group joins
+        at its own (lower, discriminative) lr.
+        """
+        if freeze_epochs > 0:
+            self.freeze()
+            self.fit_one_cycle(freeze_epochs, base_lr, pct_start=pct_start, resume=resume)
+        base_lr /= 2
+        lrs = slice(base_lr / lr_mult, base_lr)
+        if unfreeze_milestones:
+            return self._gradual(unfreeze_milestones, lrs, pct_start, div, resume)
+        self.unfreeze()
+        return self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, resume=resume)
+
+    def _gradual(self, milestones: Sequence[Any], lrs: slice, pct_start: float, div: float, resume: bool) -> list[dict]:
+        steps, total = milestones[0], int(milestones[1])
+        steps = [int(s) for s in steps]
+        bounds = [0, *steps, total]
+        n_body = self.n_groups - 1
+        for k in range(len(bounds) - 1):
+            n_epochs = bounds[k + 1] - bounds[k]
+            if n_epochs <= 0:
+                continue
+            # phase k unfreezes the last k body groups (phase 0: head only); the final phase unfreezes everything
+            frozen = max(0, n_body - k) if k < len(bounds) - 2 else 0
+            self.freeze_to(frozen)
+            self.fit_one_cycle(n_epochs, lrs, pct_start=pct_start, div=div, resume=resume)
+        return self.history
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def _make_opt(self) -> None:
+        if self.opt is None:
+            self.opt = make_optimizer(self.model.groups(), self.opt_name, self.wd)
+
+    def _set_hparams(self, lrs: list[float], lr_sched: Schedule, mom_sched: Schedule | None, pos: float) -> None:
+        mult = lr_sched(pos)
+        for pg in self.opt.param_groups:  # type: ignore[union-attr]
+            pg["lr"] = lrs[pg["group_idx"]] * mult
+            if mom_sched is not None:
+                if "betas" in pg:
+                    pg["betas"] = (mom_sched(pos), pg["betas"][1])
+                elif "momentum" in pg:
+                    pg["momentum"] = mom_sched(pos)
+
+    def _fit(self, epochs: int, lr: float | slice, lr_sched: Schedule, mom_sched: Schedule | None, phase: str, resume: bool) -> list[dict]:
+        stage, self.stage = self.stage, self.stage + 1
+        start = 0
+        self._make_opt()
+        if resume:
+            if self._resume is None:
+                self._resume = self.load_checkpoint()
+            ck = self._resume
+            if ck is not None:
+                if ck["stage"] > stage:
+                    return self.history  # this phase finished before the interruption; a later one resumes
+                self._restore(ck)
+                self._resume = {"stage": -1}
+                start = ck["epoch"] + 1 if ck["stage"] == stage else 0
+        lrs = group_lrs(lr, self.n_groups)
+        self.stop_training = False
+        logs = {"epochs": epochs, "start_epoch": start, "phase": phase}
+        for cb in self.cbs:
+            cb.set_learner(self)
+            cb.on_fit_begin(logs)
+        self._epochs, self._stage_now = epochs, stage
+        try:
+            for epoch in range(start, epochs):
+                if self.stop_training:
+                    break
+                self._run_epoch(epoch, epochs, stage, lrs, lr_sched, mom_sched, phase)
+        finally:
+            for cb in self.cbs:
+                cb.on_fit_end(logs)
+        return self.history
+
+    def _run_epoch(self, epoch: int, epochs: int, stage: int, lrs: list[float], lr_sched: Schedule,
+                   mom_sched: Schedule | None, phase: str) -> None:
+        for cb in self.cbs:
+            cb.on_epoch_begin(epoch, {})
+        t0 = time.perf_counter()
+        dl = self.dls.train
+        dl.set_epoch(stage * 1000 + epoch)
+        torch.manual_seed(self.seed * 7919 + stage * 1000 + epoch)  # dropout: the same under the same seed, also after resume
+        self._set_train_mode()
+        n = len(dl)
+        total_loss, count, smooth = 0.0, 0, None
+        self.opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+        for i, (x, y) in enumerate(dl):
+            for cb in self.cbs:
+                cb.on_batch_begin(i, {})
+            self._set_hparams(lrs, lr_sched, mom_sched, (epoch + i / n) / epochs)
+            loss = self._step(x, y, i, n)
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the loss became {loss} at epoch {epoch + 1}, batch {i + 1} (stage {phase}). The learning rate is "
+                    "probably too high: try a lower --lr (see `quicklearn lr-find`)"
+                    + (f"; the last good checkpoint is in {self.path}." if self.path else ".")
+                )
+            total_loss += loss * len(x)
+            count += len(x)
+            smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
+            for cb in self.cbs:
+                cb.on_batch_end(i, {"loss": loss, "smooth_loss": smooth})
+        train_loss = total_loss / max(count, 1)
+        metrics = self.validate()
+        logs: dict[str, Any] = {"stage": stage, "phase": phase, "epoch": epoch, "train_loss": train_loss,
+                                "valid_loss": metrics.pop("loss")}
+        logs.update(metrics)
+        logs["lr"] = lrs[-1] * lr_sched(1.0 if epoch == epochs - 1 else (epoch + 1) / epochs)
+        logs["time_s"] = round(time.perf_counter() - t0, 2)
+        self.history.append(logs)
+        for cb in self.cbs:
+            cb.on_epoch_end(epoch, logs)
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, i: int, n: int) -> float:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            out = self.forward(x)
+            loss = self.loss_func(out.float(), self._scale_y(y))
+        self.scaler.scale(loss / self.grad_accum).backward()
+        if (i + 1) % self.grad_accum == 0 or i + 1 == n:
+            if self.grad_clip:
+                self.scaler.unscale_(self.opt)
+                nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.grad_clip)
+            self.scaler.step(self.opt)
+            self.scaler.update()
+            self.opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+        return loss.item()
+
+    def _scale_y(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.y_mean) / self.y_std if self.kind == "regression" else y
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def get_preds(self, dl: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw outputs (logits; regression in original units) and targets over a whole loader, on the CPU."""
+        dl = dl or self.dls.valid
+        self.model.eval()
+        outs, ys = [], []
+        for x, y in dl:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                out = self.forward(x)
+            outs.append(out.float().cpu())
+            ys.append(y.cpu())
+        preds, targets = torch.cat(outs), torch.cat(ys)
+        if self.kind == "regression":
+            preds = preds.flatten() * self.y_std + self.y_mean
+        return preds, targets
+
+    def validate(self, dl: Any = None) -> dict[str, float]:
+        """Loss and metrics on the validation set (or `dl`)."""
+        preds, targets = self.get_preds(dl)
+        if self.kind == "regression":
+            loss = float(self.loss_func((preds - self.y_mean) / self.y_std, self._scale_y(targets)))
+        else:
+            loss = float(self.loss_func(preds.to(self.device), targets.to(self.device)))
+        out = {"loss": loss}
+        for name, fn in self.metric_fns.items():
+            out[name] = fn(preds, targets)
+        return out
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int) -> Path | None:
+        """Atomically write everything needed to resume after `epoch`: model, optimizer, stage, history, RNG."""
+        if not self.path:
+            return None
+        import json
+
+        state = {
+            "model": self.model.state_dict(), "opt": self.opt.state_dict() if self.opt else {},  # type: ignore[union-attr]
+            "stage": self._stage_now, "epoch": epoch, "epochs": self._epochs, "frozen_to": self.frozen_to,
+            "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(), "scaler": self.scaler.state_dict(),
+        }
+        target = self.path / CHECKPOINT
+        with atomic_path(target) as tmp:
+            torch.save(state, tmp)
+        return target
+
+    def load_checkpoint(self) -> dict | None:
+        """The checkpoint in `path`, read without unpickling code (weights_only), or None."""
+        if not self.path or not (self.path / CHECKPOINT).exists():
+            return None
+        return torch.load(self.path / CHECKPOINT, map_location=self.device, weights_only=True)
+
+    def _restore(self, ck: dict) -> None:
+        import json
+
+        self.model.load_state_dict(ck["model"])
+        self.opt = None
+        self._make_opt()
+        if ck["opt"]:
+            self.opt.load_state_dict(ck["opt"])  # type: ignore[union-attr]
+        if ck.get("scaler"):
+            self.scaler.load_state_dict(ck["scaler"])
+        self.history = json.loads(ck["history"])
+        log.info("resumed from %s (stage %d, epoch %d)", self.path / CHECKPOINT, ck["stage"], ck["epoch"] + 1)
+
+    # ---- lr finder -----------------------------------------------------------------------------
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, plot: str | Path | None = "lr_find.png") -> LRFindResult:
+        """Exponential lr sweep on a copy of the state (model and optimizer are restored after); suggests the valley."""
+        from .lr_find import run_lr_find
+
+        model_state = copy.deepcopy(self.model.state_dict())
+        opt_state = copy.deepcopy(self.opt.state_dict()) if self.opt else None
+        had_opt, rng = self.opt is not None, torch.get_rng_state()
+        requires = [p.requires_grad for p in self.model.parameters()]
+        try:
+            self._make_opt()
+            lrs, losses = run_lr_find(self, start_lr, end_lr, num_it)
+        finally:
+            self.model.load_state_dict(model_state)
+            for p, r in zip(self.model.parameters(), requires):
+                p.requires_grad_(r)
+            if had_opt:
+                self.opt.load_state_dict(opt_state)  # type: ignore[union-attr,arg-type]
+            else:
+                self.opt = None
+            torch.set_rng_state(rng)
+        from .lr_find import plot_lr_find, valley
+
+        suggestion = valley(lrs, losses)
+        path = plot_lr_find(lrs, losses, suggestion, plot) if plot else None
+        return LRFindResult(suggestion, lrs, losses, path)
+
+    # ---- reporting -----------------------------------------------------------------------------
+    def summary(self) -> str:
+        from .summary import model_summary
+
+        return model_summary(self)
+
+    def export(self, path: str | Path) -> Path:
+        """Write a self-contained model directory (safetensors weights + JSON config); see `quicklearn.load`."""
+        from ..export import export_learner
+
+        return export_learner(self, path)
+
+    def show_results(self, path: str | Path = "results.png", n: int = 12) -> Path:
+        """Save a PNG grid of validation images titled predicted/actual (green right, red wrong)."""
+        from ..interpret import show_results
+
+        return show_results(self, path, n)

@@ -1,0 +1,104 @@
+"""The three-line API for images:
+
+    import quicklearn as ql
+    learn = ql.vision_learner("path/to/folder")
+    learn.fine_tune(3)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import pandas as pd
+import torch
+
+from .data.augment import AugmentConfig
+from .data.block import image_dataloaders
+from .data.labels import TargetKind
+from .data.split import Splitter
+from .data.transforms import ResizeMode
+from .models.backbones import DEFAULT_ARCH, check_arch
+from .models.heads import HeadConfig
+from .models.model import build_model
+from .train.callbacks import Callback
+from .train.learner import Learner, Precision, resolve_device
+
+__all__ = ["vision_learner"]
+
+log = logging.getLogger("quicklearn")
+
+
+def vision_learner(
+    data: str | Path | pd.DataFrame,
+    *,
+    # data
+    y: str | Callable[[Path], Any] | None = None,
+    path_col: str | None = None,
+    kind: TargetKind | None = None,
+    label_delim: str | None = None,
+    splitter: Splitter | str = "auto",
+    valid_pct: float = 0.2,
+    # transforms
+    size: int = 224,
+    presize: int | None = None,
+    resize_mode: ResizeMode = "crop",
+    augment: AugmentConfig | bool = True,
+    channels: int = 3,
+    # model
+    arch: str = DEFAULT_ARCH,
+    weights: str | Path | None = "imagenet",
+    head: HeadConfig | None = None,
+    # training
+    bs: int | str = 32,
+    metrics: Sequence[str] | None = None,
+    monitor: str | None = None,
+    opt: str = "adamw",
+    wd: float = 0.01,
+    train_bn: bool = True,
+    label_smoothing: float = 0.0,
+    class_weights: Sequence[float] | None = None,
+    grad_clip: float | None = None,
+    grad_accum: int = 1,
+    precision: Precision = "auto",
+    channels_last: bool | None = None,
+    compile: bool = False,
+    device: str | torch.device | None = "auto",
+    num_workers: int | None = None,
+    seed: int = 42,
+    path: str | Path | None = None,
+    cbs: Sequence[Callback] = (),
+    progress: bool | None = None,
+    recipe: dict | None = None,
+) -> Learner:
+    """Images -> DataBlock -> pretrained timm backbone with a new head -> a Learner ready to `fine_tune`.
+
+    data: a folder (one sub-folder per class, optionally under train/ and valid/), a CSV of image paths, or a DataFrame.
+    Every DataBlock and Learner option is a keyword here; `path` (a folder) turns on checkpoints and history files.
+    """
+    check_arch(arch)  # fail on a typo before decoding any image
+    torch.manual_seed(seed)
+    dev = resolve_device(device)
+    head = head or HeadConfig()
+    dls = image_dataloaders(
+        data, y=y, path_col=path_col, kind=kind, label_delim=label_delim, splitter=splitter, valid_pct=valid_pct,
+        seed=seed, size=size, presize=presize, resize_mode=resize_mode, augment=augment, arch=arch, channels=channels,
+        bs=32 if bs == "auto" else int(bs), num_workers=num_workers,
+    )
+    torch.manual_seed(seed)  # the head's initialisation does not depend on how many images were decoded
+    model, weights_desc = build_model(arch, dls.n_out, weights=weights, in_chans=channels, head=head)
+    if bs == "auto":
+        from .train.batch_size import find_batch_size
+
+        dls.train.bs = find_batch_size(model, dls, dev)
+    config = {
+        "model": {"arch": arch, "n_out": dls.n_out, "in_chans": channels, "head": head.to_dict(), "weights": weights_desc},
+        "recipe": recipe,
+    }
+    return Learner(
+        dls, model, metrics=metrics, monitor=monitor, opt=opt, wd=wd, train_bn=train_bn, device=dev, precision=precision,
+        channels_last=channels_last, compile=compile, grad_clip=grad_clip, grad_accum=grad_accum,
+        label_smoothing=label_smoothing, class_weights=class_weights, path=path, cbs=cbs, seed=seed, progress=progress,
+        config=config,
+    )
