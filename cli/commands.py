@@ -46,10 +46,11 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     from quicklearn.config import merge_overrides
     from quicklearn.run import default_out_dir, run_recipe
 
-    base = _resolve_recipe(recipe, task, data, console)
+    notes = Console(stderr=True) if print_config else console  # --print-config: stdout is the YAML alone
+    base = _resolve_recipe(recipe, task, data, notes)
     if data is None and base.data.path is None:
         data = str(_bundled_sample())
-        console.print(f"no --data given: using the bundled sample ({data})", highlight=False)
+        notes.print(f"no --data given: using the bundled sample ({data})", highlight=False)
     bs_value: Any = None if bs is None else (bs if bs == "auto" else _int(bs, "--bs"))
     overrides = {
         "data.path": data, "data.y": target, "data.valid_pct": valid_pct, "model.arch": arch, "model.weights": weights,
@@ -61,7 +62,8 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
         overrides = {k: v for k, v in overrides.items() if not k.startswith(("transforms.", "model."))}
     resolved = merge_overrides(base, overrides)
     if print_config:
-        console.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False)
+        console.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False,
+                      soft_wrap=True)
         return
     out_dir = Path(resolved.output.out or default_out_dir(resolved.data.path))
     if resolved.task == "vision":
@@ -146,11 +148,12 @@ def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None,
     elif fmt == "csv":
         buf = io.StringIO()
         df.to_csv(buf, index=False)
-        console.print(buf.getvalue(), end="", highlight=False, markup=False)
+        console.print(buf.getvalue(), end="", highlight=False, markup=False, soft_wrap=True)
     else:
         table = Table()
         for col in ("path", "prediction", "probability"):
-            table.add_column(col, justify="right" if col == "probability" else "left")
+            # fold, not ellipsis: a long path must still show its file name
+            table.add_column(col, justify="right" if col == "probability" else "left", overflow="fold")
         for r in rows:
             prob = "" if r["probability"] is None else f"{r['probability']:.3f}"
             table.add_row(r["path"], str(r["prediction"]), prob)
@@ -238,7 +241,7 @@ def recipes_list(console: Console) -> None:
 def recipes_show(name: str, console: Console) -> None:
     from quicklearn.config import find_recipe
 
-    console.print(find_recipe(name).read_text(encoding="utf-8"), end="", highlight=False, markup=False)
+    console.print(find_recipe(name).read_text(encoding="utf-8"), end="", highlight=False, markup=False, soft_wrap=True)
 
 
 def schema() -> dict:

@@ -201,12 +201,27 @@ def _model_for(raw: dict) -> type[_Section]:
     return models[task]
 
 
+def _yaml_path(e: dict) -> tuple:
+    """The error's location as YAML keys: pydantic adds a tag per union member ('int', "literal['auto']",
+    'AugmentSection', ...), which is not a key; an unknown key is always the last part."""
+    if not e["loc"]:
+        return ()
+    keys = {k for m in _Section.__subclasses__() for k in m.model_fields}
+    *parents, last = e["loc"]
+    kept = tuple(p for p in parents if isinstance(p, int) or p in keys)
+    return kept + (last,) if e["type"] == "extra_forbidden" or isinstance(last, int) or last in keys else kept
+
+
 def _explain(err: ValidationError, model: type[BaseModel], source: str) -> ConfigError:
-    e = err.errors()[0]
-    loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith(("function-", "literal")))
+    errors = err.errors()
+    # the error that got furthest into the YAML: `augment: {flp: true}` is a misspelt key (and `{max_rotate: x}`
+    # a bad number) inside the settings, not "augment is not a bool"
+    e = max(errors, key=lambda x: (x["type"] == "extra_forbidden", len(_yaml_path(x))))
+    path = _yaml_path(e)
+    loc = ".".join(str(p) for p in path)
     if e["type"] == "extra_forbidden":
         parent: Any = model
-        for part in e["loc"][:-1]:
+        for part in path[:-1]:
             field = parent.model_fields.get(str(part)) if isinstance(parent, type) and issubclass(parent, BaseModel) else None
             ann = field.annotation if field else None
             parent = next((a for a in getattr(ann, "__args__", (ann,)) if isinstance(a, type) and issubclass(a, BaseModel)), None)
@@ -214,7 +229,8 @@ def _explain(err: ValidationError, model: type[BaseModel], source: str) -> Confi
         close = difflib.get_close_matches(str(e["loc"][-1]), known, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(known)}."
         return ConfigError(f"{source}: unknown key {loc!r}.{hint}")
-    return ConfigError(f"{source}: {loc}: {e['msg']} (got {e.get('input')!r}).")
+    alternatives = dict.fromkeys(x["msg"] for x in errors if _yaml_path(x) == path)  # each member of a union
+    return ConfigError(f"{source}: {loc}: {'; or '.join(alternatives)} (got {e.get('input')!r}).")
 
 
 def parse_recipe(raw: dict | None, source: str = "recipe") -> VisionRecipe | TabularRecipe | TextRecipe:

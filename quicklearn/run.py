@@ -49,8 +49,11 @@ def infer_task(data: str | Path) -> tuple[str, str]:
         raise ConfigError(f"{p}: cannot tell the task from a {p.suffix or 'extensionless'} file. Pass --task vision|tabular|text.")
     frame = read_table(p)
     image_col = find_image_column(frame)
-    text_cols = [c for c in frame.columns if frame[c].dtype == object and frame[c].dropna().astype(str).str.len().mean() > 100]
-    mid_cols = [c for c in frame.columns if frame[c].dtype == object and 30 < frame[c].dropna().astype(str).str.len().mean() <= 100]
+    # object (pandas 2) or the str dtype (pandas 3 reads text columns as str, not object)
+    lengths = {c: frame[c].dropna().astype(str).str.len().mean()
+               for c in frame.columns if pd.api.types.is_string_dtype(frame[c].dtype)}
+    text_cols = [c for c, n in lengths.items() if n > 100]
+    mid_cols = [c for c, n in lengths.items() if 30 < n <= 100]
     if image_col and text_cols:
         raise ConfigError(f"{p}: has image paths ({image_col!r}) and free text ({text_cols[0]!r}); say which with --task vision or --task text.")
     if image_col:

@@ -90,8 +90,13 @@ def test_float_input_is_not_modified_in_place() -> None:
 def test_identity_config_matches_resize_batch() -> None:
     same = smooth_batch(s=32)  # no resampling needed: must be (numerically) exact
     assert (augment_batch(same, 32, IDENTITY, gen(0)) - resize_batch(same, 32)).abs().max() < 1e-5
-    shrink = smooth_batch(s=40)  # 40 -> 32: bilinear sampling vs antialiased resize agree on a smooth image
-    assert (augment_batch(shrink, 32, IDENTITY, gen(0)) - resize_batch(shrink, 32)).abs().max() < 1e-3
+    presized = smooth_batch(s=256)  # the real 256 -> 224 case: bilinear sampling vs antialiased resize
+    assert (augment_batch(presized, 224, IDENTITY, gen(0)) - resize_batch(presized, 224)).abs().max() < 1e-3
+    # Exactly plain bilinear sampling at the output pixel centres (the antialiased resize differs only by its
+    # wider filter): any coordinate slip in the homography (half a pixel, a wrong scale) would show here.
+    x = noise_batch(s=40)
+    plain = torch.nn.functional.interpolate(x.float() / 255, size=(32, 32), mode="bilinear", align_corners=False)
+    assert (augment_batch(x, 32, IDENTITY, gen(0)) - plain).abs().max() < 1e-5
 
 
 def test_disabled_equals_resize_batch_exactly() -> None:

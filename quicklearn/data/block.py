@@ -81,7 +81,7 @@ def image_source(data: str | Path | pd.DataFrame, path_col: str | None = None) -
     if isinstance(data, pd.DataFrame):
         return csv_source(data, path_col)
     p = Path(data).expanduser()
-    if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"):
+    if not p.is_dir() and p.suffix.lower() in (".csv", ".tsv", ".txt"):  # a missing CSV: "no such file", not "no such folder"
         return csv_source(p, path_col)
     return folder_source(p)
 
@@ -134,7 +134,7 @@ def image_dataloaders(
                                 None if source.frame is None else source.frame.iloc[keep].reset_index(drop=True), source.skipped)
             train_idx, valid_idx = list(range(len(train_idx))), list(range(len(train_idx), len(keep)))
         targets = get_targets(source, y, kind=kind, label_delim=label_delim)
-    check_split(train_idx, valid_idx, targets, where)
+    check_split(train_idx, valid_idx, targets, where, warn=False)  # fail before decoding; warn once, on the final split
 
     presize = presize or default_presize(size)
     pipeline = ImagePipeline(size, presize, resize_mode, channels, normalize or Normalize.for_arch(arch, channels))

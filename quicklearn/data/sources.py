@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import itertools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -63,14 +65,28 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"{path}: no such file. Check the path given as --data.")
+    sep = _sniff_delimiter(path)
     for encoding in ("utf-8-sig", "latin-1"):
         try:
-            return pd.read_csv(path, sep=None, engine="python", encoding=encoding)
+            return pd.read_csv(path, sep=sep, engine="python", encoding=encoding)
         except UnicodeDecodeError:
             continue
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as e:
             raise DataError(f"{path}: cannot be read as CSV ({e}). Save it as a comma-separated file with a header row.") from e
     raise DataError(f"{path}: unknown text encoding. Re-save it as UTF-8.")
+
+
+def _sniff_delimiter(path: Path) -> str:
+    """The delimiter among , ; tab | seen in the first lines; ',' when there is none (one column, empty file).
+
+    pandas' own sniffing (sep=None) looks at the first line only and accepts any character, so the header
+    `name` of a one-column file splits on 'n', and an empty file raises csv.Error instead of EmptyDataError."""
+    try:
+        with open(path, encoding="latin-1", newline="") as f:  # the delimiters are ASCII: any encoding reads them alike
+            sample = "".join(itertools.islice(f, 50))
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except (csv.Error, OSError):
+        return ","
 
 
 def find_image_column(frame: pd.DataFrame) -> str | None:

@@ -117,6 +117,10 @@ class IndexSplitter:
 
     def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
         v = set(int(i) for i in self.valid_idx)
+        bad = sorted(i for i in v if not 0 <= i < len(source))
+        if bad:  # a negative index would validate an item that also trains; a large one would fail later as an IndexError
+            n = len(source)
+            raise DataError(f"IndexSplitter: valid index {bad[0]} is out of range; the data has {n} items (0..{n - 1}).")
         return [i for i in range(len(source)) if i not in v], sorted(v)
 
 
@@ -141,8 +145,8 @@ def auto_splitter(source: ItemSource, valid_pct: float = 0.2, seed: int = 42) ->
     return StratifiedSplitter(valid_pct, seed)
 
 
-def check_split(train: list[int], valid: list[int], targets: Targets, where: object) -> None:
-    """Refuse a split that cannot train or validate; warn when validation misses a class."""
+def check_split(train: list[int], valid: list[int], targets: Targets, where: object, warn: bool = True) -> None:
+    """Refuse a split that cannot train or validate; warn (if `warn`) when validation misses a class."""
     if not train:
         raise DataError(f"{where}: the split leaves no training items. Check the split (folder names, valid column, valid_pct).")
     if not valid:
@@ -159,6 +163,8 @@ def check_split(train: list[int], valid: list[int], targets: Targets, where: obj
             f"{where}: class {absent[0]!r} has no training items{' (and ' + str(len(absent) - 1) + ' more)' if len(absent) > 1 else ''}. "
             "Add images of it to the training set or remove that class."
         )
+    if not warn:
+        return
     in_valid = set(targets.values[valid].tolist())
     missing = [classes[c] for c in range(len(classes)) if c not in in_valid]
     if missing:

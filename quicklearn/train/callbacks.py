@@ -47,9 +47,13 @@ def _fmt(v: Any) -> str:
 
 
 class ProgressCallback(Callback):
-    """Epoch and batch bars with the running loss on a terminal; one line per epoch otherwise."""
+    """Epoch and batch bars with the running loss on a terminal; one line per epoch otherwise.
+
+    enabled: None = bars on a terminal, epoch lines elsewhere (logs, CI); True = bars; False = silent.
+    """
 
     def __init__(self, enabled: bool | None = None):
+        self.silent = enabled is False
         self.enabled = is_interactive() if enabled is None else enabled
         self.bar = None
 
@@ -76,6 +80,8 @@ class ProgressCallback(Callback):
             self.bar.update(self.batch_task, advance=1, info=f"loss {logs['smooth_loss']:.4f}")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if self.silent:
+            return
         keys = [k for k in logs if k not in ("epoch", "stage", "phase")]
         line = f"epoch {epoch + 1}: " + "  ".join(f"{k} {_fmt(logs[k])}" for k in keys)
         if self.bar:

@@ -1,0 +1,96 @@
+"""Measuring a trained model on labelled data it has not seen (`quicklearn evaluate`).
+
+    model = quicklearn.load("model_dir")
+    evaluate_model(model, "data/test")            # {"n": 120, "loss": 0.21, "accuracy": 0.94}
+    evaluate_model(model, "test.csv", y="label")  # a CSV: image-path column + label column
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from .data.labels import _split_multi, parent_label
+from .data.sources import csv_source, folder_source
+from .errors import DataError
+from .train.metrics import default_metrics, get_metric
+
+if TYPE_CHECKING:
+    from .export import Predictor
+
+__all__ = ["evaluate_model"]
+
+
+def _labels(data: str | Path, y: str | None, trained_y: Any) -> tuple[list[Path], list[Any]]:
+    """Image paths and their raw labels: a folder is labelled by parent folder names, a CSV by column `y`
+    (default: the column the model was trained on, when the CSV has it)."""
+    p = Path(data).expanduser()
+    if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"):
+        src = csv_source(p)
+        if y is None and isinstance(trained_y, str) and trained_y in src.frame.columns:
+            y = trained_y
+        if y is None:
+            raise DataError(f"{p}: which column holds the labels? Name it with --target (columns: {list(src.frame.columns)}).")
+        if y not in src.frame.columns:
+            raise DataError(f"{p}: no column {y!r}; columns are {list(src.frame.columns)}.")
+        return src.paths, src.frame[y].tolist()
+    if y is not None:
+        raise DataError(f"{p}: a folder is labelled by its sub-folder names; --target only applies to a CSV.")
+    src = folder_source(p)
+    return src.paths, [parent_label(q) for q in src.paths]
+
+
+def _trained(predictor: "Predictor") -> dict:
+    """The data section of the recipe the model was trained with (empty when trained from Python)."""
+    return (predictor.config.get("recipe") or {}).get("data") or {}
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and pd.isna(v))
+
+
+def _encode(predictor: "Predictor", paths: list[Path], raw: list[Any]) -> torch.Tensor:
+    kind, classes = predictor.kind, list(predictor.classes or [])
+    if kind == "regression":
+        try:
+            values = torch.tensor(pd.to_numeric(pd.Series(raw)).to_numpy(), dtype=torch.float32)
+        except (ValueError, TypeError) as e:
+            raise DataError(f"this model predicts numbers; the labels are not all numeric ({e}).") from None
+        if torch.isnan(values).any():
+            raise DataError(f"{paths[int(torch.isnan(values).nonzero()[0])]}: its label is empty. Fill it in or drop that row.")
+        return values
+    delim = _trained(predictor).get("label_delim")
+    sets = [_split_multi(v, delim) for v in raw] if kind == "multi" else [[] if _missing(v) else [str(v)] for v in raw]
+    for path, labels in zip(paths, sets):
+        if kind == "single" and not labels:
+            raise DataError(f"{path}: has no label. Fill it in or drop that row.")
+        unknown = [c for c in labels if c not in classes]
+        if unknown:
+            raise DataError(f"label {unknown[0]!r} (of {path}) is not one of the model's classes: {', '.join(classes)}.")
+    if kind == "single":
+        return torch.tensor([classes.index(s[0]) for s in sets], dtype=torch.int64)
+    multi = torch.zeros((len(sets), len(classes)))
+    for i, labels in enumerate(sets):
+        for c in labels:
+            multi[i, classes.index(c)] = 1.0
+    return multi
+
+
+def evaluate_model(predictor: "Predictor", data: str | Path, y: str | None = None) -> dict[str, float]:
+    """The model's loss (classification) and default metrics on labelled images: a folder (one sub-folder per
+    class, searched recursively, so a train/valid tree works too) or a CSV of image paths with label column `y`."""
+    paths, raw = _labels(data, y, _trained(predictor).get("y"))
+    targets = _encode(predictor, paths, raw)
+    out = predictor.raw(paths)
+    result: dict[str, float] = {"n": len(paths)}
+    if predictor.kind == "single":
+        result["loss"] = float(F.cross_entropy(out, targets))
+    elif predictor.kind == "multi":
+        result["loss"] = float(F.binary_cross_entropy_with_logits(out, targets))
+    for name in default_metrics(predictor.kind):
+        result[name] = float(get_metric(name)(out, targets))
+    return result

@@ -1,0 +1,246 @@
+"""The Learner on tiny real images with random init: freezing, schedules, lr finder, resume, precision, metrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import quicklearn as ql
+from quicklearn.errors import TrainingError
+from quicklearn.train.optim import group_lrs
+from quicklearn.train.schedules import cos_anneal
+
+ARCH = "resnet10t"  # small timm CNN with BatchNorm: fast at 16-32 px
+
+
+def _learner(folder, tmp_path=None, **kw):
+    opts = dict(arch=ARCH, weights=None, size=16, bs=8, progress=False, seed=0)
+    opts.update(kw)
+    return ql.vision_learner(folder, path=tmp_path, **opts)
+
+
+def _bn_params(model):
+    return {id(p) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters(recurse=False)}
+
+
+@pytest.mark.parametrize("train_bn", [True, False])
+def test_freeze_keeps_body_fixed_and_bn_trains_only_with_train_bn(tiny_folder, train_bn):
+    learn = _learner(tiny_folder, train_bn=train_bn)
+    learn.freeze()
+    body = dict(learn.model.body.named_parameters())
+    before = {n: p.detach().clone() for n, p in body.items()}
+    bn = _bn_params(learn.model.body)
+    head_before = [p.detach().clone() for p in learn.model.head.parameters()]
+    grads_seen: dict[str, bool] = {}
+
+    class GradProbe(ql.Callback):
+        def on_batch_end(self, batch, logs):
+            pass
+
+    learn.fit_one_cycle(1, 1e-2)
+    for n, p in body.items():
+        if id(p) in bn:
+            changed = not torch.equal(p, before[n])
+            assert changed == train_bn, f"BatchNorm {n} changed={changed} with train_bn={train_bn}"
+        else:
+            assert torch.equal(p, before[n]), f"frozen {n} changed"
+            assert p.grad is None and not p.requires_grad
+    assert any(not torch.equal(a, b) for a, b in zip(head_before, learn.model.head.parameters()))
+    del grads_seen
+
+
+def test_unfreeze_trains_everything(tiny_folder):
+    learn = _learner(tiny_folder)
+    learn.freeze()
+    learn.unfreeze()
+    assert all(p.requires_grad for p in learn.model.parameters())
+    before = [p.detach().clone() for p in learn.model.body.parameters()]
+    learn.fit(1, 1e-3)
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, learn.model.body.parameters()))
+    assert changed == len(before)
+
+
+def test_param_groups_are_ordered_and_discriminative(tiny_folder):
+    learn = _learner(tiny_folder)
+    groups = learn.model.groups()
+    assert len(groups) == 3  # two body groups + head
+    n_params = sum(len(g) for g in groups)
+    assert n_params == len(list(learn.model.parameters()))
+    lrs = group_lrs(slice(1e-5, 1e-3), 3)
+    assert lrs[0] == pytest.approx(1e-5) and lrs[1] == pytest.approx(1e-4) and lrs[2] == pytest.approx(1e-3)
+    assert group_lrs(slice(None, 1e-3), 3) == [1e-4, 1e-4, 1e-3]
+    # no weight decay on biases and norm weights
+    for pg in learn._make_opt() or learn.opt.param_groups:
+        if pg["weight_decay"] > 0:
+            assert all(p.ndim > 1 for p in pg["params"])
+
+
+def test_one_cycle_lr_and_momentum_follow_the_formula(tiny_folder):
+    learn = _learner(tiny_folder, bs=4)
+    seen = []
+
+    class Probe(ql.Callback):
+        def on_batch_end(self, batch, logs):
+            pg = next(g for g in self.learner.opt.param_groups if g["group_idx"] == self.learner.n_groups - 1)
+            seen.append((pg["lr"], pg["betas"][0]))
+
+    learn.cbs.append(Probe())
+    max_lr, div, final_div, pct = 1e-2, 25.0, 1e5, 0.25
+    epochs = 4
+    learn.fit_one_cycle(epochs, max_lr, pct_start=pct, div=div, final_div=final_div)
+    n = len(seen)
+    assert n == epochs * len(learn.dls.train)
+    lr0, mom0 = seen[0]
+    assert lr0 == pytest.approx(max_lr / div) and mom0 == pytest.approx(0.95)
+    # the peak: the step whose position is closest to pct_start
+    k = min(range(n), key=lambda i: abs(i / n - pct))
+    pos = k / n
+    expect_lr = cos_anneal(max_lr / div, max_lr, pos / pct) if pos < pct else cos_anneal(max_lr, max_lr / final_div, (pos - pct) / (1 - pct))
+    assert seen[k][0] == pytest.approx(expect_lr, rel=1e-6)
+    assert max(s[0] for s in seen) == pytest.approx(max_lr, rel=0.05)
+    assert min(s[1] for s in seen) == pytest.approx(0.85, abs=0.01)
+    last_pos = (n - 1) / n
+    assert seen[-1][0] == pytest.approx(cos_anneal(max_lr, max_lr / final_div, (last_pos - pct) / (1 - pct)), rel=1e-6)
+    assert seen[-1][0] < max_lr / 100 and seen[-1][1] > 0.94
+
+
+def test_lr_find_restores_model_and_optimizer(tiny_folder, tmp_path):
+    learn = _learner(tiny_folder)
+    learn.fit(1, 1e-3)  # an optimizer with state
+    model_before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    opt_before = learn.opt.state_dict()
+    opt_state_before = {k: {n: t.clone() for n, t in v.items() if torch.is_tensor(t)} for k, v in opt_before["state"].items()}
+    res = learn.lr_find(num_it=20, plot=tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 1000
+    assert 1e-7 <= res.suggestion <= 10 and len(res.lrs) == len(res.losses) > 3
+    for k, v in learn.model.state_dict().items():
+        assert torch.equal(v, model_before[k]), k
+    after = learn.opt.state_dict()
+    for k, v in opt_state_before.items():
+        for n, t in v.items():
+            assert torch.equal(after["state"][k][n], t)
+    assert [g["lr"] for g in after["param_groups"]] == [g["lr"] for g in opt_before["param_groups"]]
+
+
+def test_lr_find_without_optimizer_leaves_none(tiny_folder, tmp_path):
+    learn = _learner(tiny_folder)
+    learn.lr_find(num_it=10, plot=None)
+    assert learn.opt is None
+
+
+def test_same_seed_same_metrics(tiny_folder):
+    a = _learner(tiny_folder)
+    a.fine_tune(1)
+    b = _learner(tiny_folder)
+    b.fine_tune(1)
+    assert [h["valid_loss"] for h in a.history] == [h["valid_loss"] for h in b.history]
+
+
+class _Interrupt(ql.Callback):
+    """Simulates a kill right after the checkpoint of (stage, epoch) was written."""
+
+    def __init__(self, stage, epoch):
+        self.stage, self.epoch = stage, epoch
+
+    def on_epoch_end(self, epoch, logs):
+        if logs["stage"] == self.stage and epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("where", [(0, 0), (1, 0), (1, 1)])
+def test_resume_gives_exactly_the_uninterrupted_metrics(tiny_folder, tmp_path, where):
+    full = _learner(tiny_folder, tmp_path / "full")
+    full.fine_tune(3, freeze_epochs=1)
+    run = tmp_path / "killed"
+    killed = _learner(tiny_folder, run, cbs=[_Interrupt(*where)])
+    with pytest.raises(KeyboardInterrupt):
+        killed.fine_tune(3, freeze_epochs=1)
+    resumed = _learner(tiny_folder, run)
+    resumed.fine_tune(3, freeze_epochs=1, resume=True)
+    keys = ("stage", "epoch", "train_loss", "valid_loss", "accuracy")
+    assert [[h[k] for k in keys] for h in resumed.history] == [[h[k] for k in keys] for h in full.history]
+    for k, v in resumed.model.state_dict().items():
+        assert torch.equal(v, full.model.state_dict()[k]), k
+
+
+def test_history_files_and_checkpoint_written(tiny_folder, tmp_path):
+    learn = _learner(tiny_folder, tmp_path)
+    learn.fine_tune(1)
+    assert (tmp_path / "history.csv").read_text().startswith("stage,phase,epoch,train_loss,valid_loss,accuracy")
+    ck = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert ck["stage"] == 1 and ck["epoch"] == 0
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_folder):
+    calls = {"n": 0}
+
+    def exploding(out, y):
+        calls["n"] += 1
+        loss = nn.functional.cross_entropy(out, y)
+        return loss * float("nan") if calls["n"] >= 2 else loss
+
+    learn = _learner(tiny_folder)
+    learn.loss_func = exploding
+    with pytest.raises(TrainingError, match=r"epoch 1, batch 2.*lower --lr"):
+        learn.fit(1, 1e-3)
+
+
+def test_bf16_autocast_on_cpu_trains(tiny_folder):
+    learn = _learner(tiny_folder, precision="bf16", device="cpu")
+    assert learn.amp_dtype == torch.bfloat16
+    learn.fit(1, 1e-3)
+    assert math.isfinite(learn.history[-1]["train_loss"])
+
+
+def test_gradual_unfreezing(tiny_folder):
+    learn = _learner(tiny_folder)
+    frozen_seen = []
+
+    class Probe(ql.Callback):
+        def on_epoch_begin(self, epoch, logs):
+            frozen_seen.append(self.learner.frozen_to)
+
+    learn.cbs.append(Probe())
+    learn.fine_tune(0, freeze_epochs=1, unfreeze_milestones=((1, 2), 3))
+    # frozen epoch (2 frozen groups), then: last body group joins at epoch 1, everything at epoch 2
+    assert frozen_seen == [2, 2, 1, 0]
+
+
+def test_grad_accumulation_and_clipping_run(tiny_folder):
+    learn = _learner(tiny_folder, grad_accum=2, grad_clip=1.0, opt="sgd", label_smoothing=0.1)
+    learn.fit(1, 1e-2)
+    assert math.isfinite(learn.history[-1]["valid_loss"])
+
+
+def test_summary_lists_layers_and_trainable_counts(tiny_folder):
+    learn = _learner(tiny_folder)
+    learn.freeze()
+    text = learn.summary()
+    assert "body" in text and "head" in text and "trainable" in text
+    assert "frozen groups 2 of 3" in text
+
+
+def test_grayscale_input_channels(mnist_tiny):
+    learn = ql.vision_learner(mnist_tiny, arch=ARCH, weights=None, size=16, bs=64, channels=1, progress=False)
+    x, _ = next(iter(learn.dls.train))
+    assert x.shape[1] == 1
+    assert learn.model.body.conv1[0].in_channels == 1
+
+
+def test_metrics_match_sklearn():
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    from quicklearn.train.metrics import auroc, f1_macro
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(200, 3, generator=g)
+    y = torch.randint(0, 3, (200,), generator=g)
+    assert f1_macro(logits, y) == pytest.approx(f1_score(y, logits.argmax(1), average="macro"))
+    probs = logits.softmax(1).numpy()
+    assert auroc(logits, y) == pytest.approx(roc_auc_score(y, probs, multi_class="ovr", average="macro"), abs=1e-6)
+    bl = torch.randn(100, 2, generator=g)
+    by = torch.randint(0, 2, (100,), generator=g)
+    assert auroc(bl, by) == pytest.approx(roc_auc_score(by, bl.softmax(1)[:, 1].numpy()), abs=1e-6)
