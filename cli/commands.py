@@ -179,7 +179,7 @@ def evaluate(model_dir: Path, data: str, target: str | None, fmt: str, console: 
 def lr_find(data: str, arch: str, weights: str, size: int, bs: int, plot: Path, console: Console) -> None:
     import quicklearn as ql
 
-    learn = ql.vision_learner(data, arch=arch, weights=None if weights.lower() == "none" else weights, size=size, bs=bs)
+    learn = ql.vision_learner(data, arch=arch, weights=weights, size=size, bs=bs)
     learn.freeze()
     result = learn.lr_find(plot=plot)
     console.print(f"suggested learning rate: [bold]{result.suggestion:.2e}[/] (plot: {result.plot})", highlight=False)

@@ -3,38 +3,74 @@
     import quicklearn as ql
     learn = ql.vision_learner("path/to/folder")
     learn.fine_tune(3)
+
+The public names below load their module on first use (PEP 562), so `import quicklearn` and the CLI's
+`--help` do not pay torch's and timm's import time until something needs them.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .data.augment import AugmentConfig, Normalize
-from .data.block import DataLoaders, image_dataloaders
-from .data.labels import RegexLabel, Vocab, parent_label
-from .data.split import ColumnSplitter, FolderSplitter, IndexSplitter, RandomSplitter, StratifiedSplitter
-from .data.transforms import CenterCrop, RandomResizedCrop, Resize
 from .errors import ConfigError, DataError, QuicklearnError, TrainingError, WeightsError
-from .export import Prediction, Predictor, load
-from .models.backbones import DEFAULT_ARCH, create_body
-from .models.heads import HeadConfig
-from .models.model import TransferModel, build_model
-from .models.weights import import_weights
-from .train.callbacks import Callback, Checkpoint, EarlyStopping, HistoryLogger, ProgressCallback, SaveBest
-from .train.learner import Learner, LRFindResult
-from .vision import vision_learner
+
+# public name -> the module that defines it
+_EXPORTS: dict[str, str] = {
+    # the three-line API
+    "vision_learner": "quicklearn.vision", "load": "quicklearn.export",
+    # data
+    "image_dataloaders": "quicklearn.data.block", "DataLoaders": "quicklearn.data.block",
+    "AugmentConfig": "quicklearn.data.augment", "Normalize": "quicklearn.data.augment",
+    "Resize": "quicklearn.data.transforms", "CenterCrop": "quicklearn.data.transforms",
+    "RandomResizedCrop": "quicklearn.data.transforms",
+    "RegexLabel": "quicklearn.data.labels", "parent_label": "quicklearn.data.labels", "Vocab": "quicklearn.data.labels",
+    "RandomSplitter": "quicklearn.data.split", "StratifiedSplitter": "quicklearn.data.split",
+    "FolderSplitter": "quicklearn.data.split", "ColumnSplitter": "quicklearn.data.split", "IndexSplitter": "quicklearn.data.split",
+    # models
+    "DEFAULT_ARCH": "quicklearn.models.backbones", "create_body": "quicklearn.models.backbones",
+    "build_model": "quicklearn.models.model", "TransferModel": "quicklearn.models.model",
+    "HeadConfig": "quicklearn.models.heads", "import_weights": "quicklearn.models.weights",
+    # training
+    "Learner": "quicklearn.train.learner", "LRFindResult": "quicklearn.train.learner",
+    "Callback": "quicklearn.train.callbacks", "ProgressCallback": "quicklearn.train.callbacks",
+    "HistoryLogger": "quicklearn.train.callbacks", "EarlyStopping": "quicklearn.train.callbacks",
+    "SaveBest": "quicklearn.train.callbacks", "Checkpoint": "quicklearn.train.callbacks",
+    # results
+    "Predictor": "quicklearn.export", "Prediction": "quicklearn.export",
+}
 
 __all__ = [
-    "__version__",
-    # the three-line API
-    "vision_learner", "load",
-    # data
-    "image_dataloaders", "DataLoaders", "AugmentConfig", "Normalize", "Resize", "CenterCrop", "RandomResizedCrop",
-    "RegexLabel", "parent_label", "Vocab",
-    "RandomSplitter", "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter",
-    # models
-    "DEFAULT_ARCH", "create_body", "build_model", "TransferModel", "HeadConfig", "import_weights",
-    # training
-    "Learner", "LRFindResult", "Callback", "ProgressCallback", "HistoryLogger", "EarlyStopping", "SaveBest", "Checkpoint",
-    # results
-    "Predictor", "Prediction",
-    # errors
+    "__version__", *_EXPORTS,
     "QuicklearnError", "DataError", "ConfigError", "WeightsError", "TrainingError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'quicklearn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups are plain attribute access
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .data.augment import AugmentConfig, Normalize
+    from .data.block import DataLoaders, image_dataloaders
+    from .data.labels import RegexLabel, Vocab, parent_label
+    from .data.split import ColumnSplitter, FolderSplitter, IndexSplitter, RandomSplitter, StratifiedSplitter
+    from .data.transforms import CenterCrop, RandomResizedCrop, Resize
+    from .export import Prediction, Predictor, load
+    from .models.backbones import DEFAULT_ARCH, create_body
+    from .models.heads import HeadConfig
+    from .models.model import TransferModel, build_model
+    from .models.weights import import_weights
+    from .train.callbacks import Callback, Checkpoint, EarlyStopping, HistoryLogger, ProgressCallback, SaveBest
+    from .train.learner import Learner, LRFindResult
+    from .vision import vision_learner

@@ -80,6 +80,7 @@ class VisionTraining(_Section):
     opt: Literal["adamw", "sgd"] = "adamw"
     wd: float = 0.01
     train_bn: bool = True
+    freeze_bn_stats: bool | None = Field(None, description="Keep pretrained BatchNorm statistics (default: when pretrained).")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weights: list[float] | None = None
     grad_clip: float | None = None

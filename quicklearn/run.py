@@ -22,7 +22,7 @@ from .errors import ConfigError, DataError
 from .fileio import write_json
 from .models.heads import HeadConfig
 
-__all__ = ["RunResult", "infer_task", "prepare_out_dir", "learner_kwargs", "run_recipe", "default_out_dir"]
+__all__ = ["RunResult", "infer_task", "check_out_dir", "prepare_out_dir", "learner_kwargs", "run_recipe", "default_out_dir"]
 
 log = logging.getLogger("quicklearn")
 
@@ -70,15 +70,24 @@ def default_out_dir(data: str | Path | None) -> Path:
     return Path("runs") / f"{Path(name).stem or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
-def prepare_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """Refuse to write into a non-empty folder unless told to overwrite it or resume the run in it."""
+def check_out_dir(out: Path, overwrite: bool, resume: bool) -> bool:
+    """Refuse a non-empty folder unless told to overwrite it or resume the run in it; True when it must be emptied.
+
+    Only checks: nothing is created or removed until the data has loaded, so bad data leaves no empty run folder."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file. Choose a folder.")
     if out.exists() and any(out.iterdir()):
         if resume:
-            return
+            return False
         if not overwrite:
             raise ConfigError(f"--out {out}: folder exists and is not empty. Add --overwrite to replace it, --resume to continue it, or choose another --out.")
+        return True
+    return False
+
+
+def prepare_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
+    """check_out_dir, then empty (for --overwrite) and create the folder."""
+    if check_out_dir(out, overwrite, resume):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -92,8 +101,6 @@ def learner_kwargs(recipe: VisionRecipe) -> dict[str, Any]:
     aug = recipe.transforms.augment
     kw["augment"] = aug if isinstance(aug, bool) else AugmentConfig(**aug.model_dump())
     kw["head"] = HeadConfig(**recipe.model.head.model_dump()) if recipe.model.head else None
-    if isinstance(kw["weights"], str) and kw["weights"].lower() in ("none", "null", "random"):
-        kw["weights"] = None
     return kw
 
 
@@ -106,13 +113,14 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     if not data:
         raise ConfigError("no data: give --data PATH or set data.path in the recipe.")
     out = Path(out or recipe.output.out or default_out_dir(data))
-    prepare_out_dir(out, overwrite, resume)
+    check_out_dir(out, overwrite, resume)
     from .vision import vision_learner
 
     t0 = time.perf_counter()
     recipe_dict = recipe.model_dump(mode="json")
     recipe_dict["output"]["out"] = str(out)
     learn = vision_learner(data, path=out, progress=progress, recipe=recipe_dict, **learner_kwargs(recipe))
+    prepare_out_dir(out, overwrite, resume)
     learn.fine_tune(**recipe.fit.model_dump(), resume=resume)
     wall = time.perf_counter() - t0
     metrics = learn.validate()

@@ -28,18 +28,12 @@ def _bn_params(model):
 
 @pytest.mark.parametrize("train_bn", [True, False])
 def test_freeze_keeps_body_fixed_and_bn_trains_only_with_train_bn(tiny_folder, train_bn):
-    learn = _learner(tiny_folder, train_bn=train_bn)
+    learn = _learner(tiny_folder, train_bn=train_bn, bs=4)  # several steps: timm zero-inits each block's last BN
     learn.freeze()
     body = dict(learn.model.body.named_parameters())
     before = {n: p.detach().clone() for n, p in body.items()}
     bn = _bn_params(learn.model.body)
     head_before = [p.detach().clone() for p in learn.model.head.parameters()]
-    grads_seen: dict[str, bool] = {}
-
-    class GradProbe(ql.Callback):
-        def on_batch_end(self, batch, logs):
-            pass
-
     learn.fit_one_cycle(1, 1e-2)
     for n, p in body.items():
         if id(p) in bn:
@@ -49,11 +43,10 @@ def test_freeze_keeps_body_fixed_and_bn_trains_only_with_train_bn(tiny_folder, t
             assert torch.equal(p, before[n]), f"frozen {n} changed"
             assert p.grad is None and not p.requires_grad
     assert any(not torch.equal(a, b) for a, b in zip(head_before, learn.model.head.parameters()))
-    del grads_seen
 
 
 def test_unfreeze_trains_everything(tiny_folder):
-    learn = _learner(tiny_folder)
+    learn = _learner(tiny_folder, bs=4)
     learn.freeze()
     learn.unfreeze()
     assert all(p.requires_grad for p in learn.model.parameters())
@@ -104,7 +97,7 @@ def test_one_cycle_lr_and_momentum_follow_the_formula(tiny_folder):
     assert min(s[1] for s in seen) == pytest.approx(0.85, abs=0.01)
     last_pos = (n - 1) / n
     assert seen[-1][0] == pytest.approx(cos_anneal(max_lr, max_lr / final_div, (last_pos - pct) / (1 - pct)), rel=1e-6)
-    assert seen[-1][0] < max_lr / 100 and seen[-1][1] > 0.94
+    assert seen[-1][0] < max_lr / 10 and seen[-1][1] > 0.94
 
 
 def test_lr_find_restores_model_and_optimizer(tiny_folder, tmp_path):
@@ -182,7 +175,7 @@ def test_nan_loss_stops_with_a_clear_message(tiny_folder):
         loss = nn.functional.cross_entropy(out, y)
         return loss * float("nan") if calls["n"] >= 2 else loss
 
-    learn = _learner(tiny_folder)
+    learn = _learner(tiny_folder, bs=4)
     learn.loss_func = exploding
     with pytest.raises(TrainingError, match=r"epoch 1, batch 2.*lower --lr"):
         learn.fit(1, 1e-3)

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import DataError
 from .augment import AugmentConfig, Normalize
-from .labels import TargetKind, Targets, Vocab, get_targets
+from .labels import TargetKind, Vocab, get_targets
 from .loaders import BatchLoader, decode_all
 from .pipeline import ImagePipeline, default_presize
 from .sources import ItemSource, csv_source, folder_source

@@ -15,8 +15,7 @@ import logging
 import os
 import pickle
 import socket
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,10 +27,11 @@ from filelock import FileLock
 from torch import Tensor
 
 from ..errors import ConfigError, WeightsError
+from ..fileio import atomic_path, write_json
 
 __all__ = [
     "MappingReport", "BundledWeights", "BUNDLED", "cache_dir", "weights_dir", "read_state_dict",
-    "map_state_dict", "import_weights", "resolve_pretrained", "list_cached", "bundled_status",
+    "map_state_dict", "import_weights", "is_random_init", "resolve_pretrained", "list_cached", "bundled_status",
 ]
 
 log = logging.getLogger("quicklearn")
@@ -195,19 +195,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(dest: Path, write: Callable[[str], object]) -> None:
-    """Write through `write(tmp_path)` into a temp file beside `dest`, then rename it over `dest`."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; the cache is plain readable files
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _lock(arch: str) -> FileLock:
     """Guards `<arch>.*` in the cache so two processes importing at once do not interleave."""
     weights_dir().mkdir(parents=True, exist_ok=True)
@@ -222,14 +209,15 @@ def _import_unlocked(src: Path, arch: str, note: str | None) -> Path:
     mapped, report = _map_file(src, arch)
     dest = weights_dir() / f"{_stem(arch)}.safetensors"
     tensors = {k: v.detach().contiguous().clone() for k, v in mapped.items()}  # no shared storage
-    _atomic_write(dest, lambda tmp: save_file(tensors, tmp, metadata={"arch": arch}))
+    with atomic_path(dest) as tmp:
+        save_file(tensors, str(tmp), metadata={"arch": arch})
     meta = {
         "arch": arch, "file": str(dest), "source": str(src.resolve()), "sha256": _sha256(src),
         "note": note, "mapping": {"by_name": report.by_name, "by_position": report.by_position,  # counts:
                                   "missing": len(report.missing), "extra": len(report.extra)},  # bookkeeping
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quicklearn_version": __version__,
     }
-    _atomic_write(dest.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+    write_json(dest.with_suffix(".json"), meta)
     log.info("imported %s into the weights cache as %s (%d by name, %d by position)",
              src, dest, report.by_name, report.by_position)
     return dest
@@ -297,11 +285,16 @@ def _no_weights(arch: str, why: str) -> WeightsError:
         f'weights="path/to/file.safetensors", or use weights=None (CLI `--weights none`) for random init.{hint}')
 
 
+def is_random_init(weights: str | Path | bool | None) -> bool:
+    """True when `weights` asks for no pretrained weights: None, False, 'none', 'random', 'false' or ''."""
+    return weights is None or weights is False or (isinstance(weights, str) and weights.strip().lower() in _NONE_NAMES)
+
+
 def resolve_pretrained(
     arch: str, weights: str | Path | bool | None = "imagenet"
 ) -> tuple[dict[str, Tensor] | None, str]:
     """The state dict (timm layout, full model) for `arch` and where it came from, logged at INFO."""
-    if weights is None or weights is False or (isinstance(weights, str) and weights.strip().lower() in _NONE_NAMES):
+    if is_random_init(weights):
         log.info("%s: random init", arch)
         return None, "random init"
     if weights is True or (isinstance(weights, str) and weights.strip().lower() in _PRETRAINED_NAMES):

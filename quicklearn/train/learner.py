@@ -62,7 +62,11 @@ def _is_bn(m: nn.Module) -> bool:
 
 
 class Learner:
-    """Trains `model` on `dls`. `kind` ('single', 'multi', 'regression') picks the loss and default metrics."""
+    """Trains `model` on `dls`. `kind` ('single', 'multi', 'regression') picks the loss and default metrics.
+
+    train_bn: BatchNorm weights in frozen groups keep training. freeze_bn_stats: the body's BatchNorm layers
+    normalize with their pretrained running statistics and do not update them (right for pretrained bodies).
+    """
 
     def __init__(
         self,
@@ -75,6 +79,7 @@ class Learner:
         opt: str = "adamw",
         wd: float = 0.01,
         train_bn: bool = True,
+        freeze_bn_stats: bool = False,
         device: str | torch.device | None = "auto",
         precision: Precision = "auto",
         channels_last: bool | None = None,
@@ -104,7 +109,7 @@ class Learner:
         self.metric_fns = {m: get_metric(m) for m in self.metric_names}
         self.monitor = monitor or (self.metric_names[0] if self.metric_names else "valid_loss")
         self.loss_func = loss_func or self._default_loss(label_smoothing, class_weights)
-        self.opt_name, self.wd, self.train_bn = opt, wd, train_bn
+        self.opt_name, self.wd, self.train_bn, self.freeze_bn_stats = opt, wd, train_bn, freeze_bn_stats
         self.grad_clip, self.grad_accum = grad_clip, max(1, int(grad_accum))
         self.seed = seed
         self.path = Path(path) if path else None
@@ -117,7 +122,8 @@ class Learner:
         self.history: list[dict[str, Any]] = []
         self.stage = 0  # counts fit calls: fine_tune's frozen phase is stage 0, its unfrozen phase stage 1
         self.stop_training = False
-        self._resume: dict | None = None
+        self._resume_ckpt: dict | None = None  # the checkpoint a resumed run continues from, until it is used
+        self._resume_done = False
         self.n_groups = len(self.model.groups())
         self.frozen_to = 0
         if self.kind == "regression" and dls.target_stats:
@@ -167,7 +173,13 @@ class Learner:
 
     def _set_train_mode(self) -> None:
         self.model.train()
-        if self.frozen_to and not self.train_bn:
+        if self.freeze_bn_stats:
+            # Keep the body's pretrained BatchNorm statistics (Keras' advice for fine-tuning): on a few hundred
+            # images, batch statistics are noisy and drift from the ones the weights were trained with.
+            for m in self.model.body.modules():
+                if _is_bn(m):
+                    m.eval()
+        elif self.frozen_to and not self.train_bn:
             frozen = {id(p) for g in self.model.groups()[: self.frozen_to] for p in g}
             for m in self.model.modules():
                 if _is_bn(m) and any(id(p) in frozen for p in m.parameters(recurse=False)):
@@ -245,16 +257,16 @@ class Learner:
         stage, self.stage = self.stage, self.stage + 1
         start = 0
         self._make_opt()
-        if resume:
-            if self._resume is None:
-                self._resume = self.load_checkpoint()
-            ck = self._resume
+        if resume and not self._resume_done:
+            if self._resume_ckpt is None:
+                self._resume_ckpt = self.load_checkpoint()
+            ck = self._resume_ckpt
+            if ck is not None and ck["stage"] > stage:
+                return self.history  # this phase finished before the interruption; a later one resumes
             if ck is not None:
-                if ck["stage"] > stage:
-                    return self.history  # this phase finished before the interruption; a later one resumes
                 self._restore(ck)
-                self._resume = {"stage": -1}
                 start = ck["epoch"] + 1 if ck["stage"] == stage else 0
+            self._resume_done, self._resume_ckpt = True, None
         lrs = group_lrs(lr, self.n_groups)
         self.stop_training = False
         logs = {"epochs": epochs, "start_epoch": start, "phase": phase}

@@ -1,0 +1,24 @@
+"""CUDA paths: mixed precision, channels_last, the batch-size finder. Skipped where there is no GPU (CI has none)."""
+
+import math
+
+import pytest
+import torch
+
+import quicklearn as ql
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def test_cuda_amp_channels_last_trains(tiny_folder):
+    learn = ql.vision_learner(tiny_folder, arch="resnet10t", weights=None, size=32, bs=4, progress=False, device="cuda")
+    assert learn.amp_dtype in (torch.bfloat16, torch.float16) and learn.channels_last
+    x, _ = next(iter(learn.dls.train))
+    assert x.is_cuda and x.is_contiguous(memory_format=torch.channels_last)
+    learn.fit_one_cycle(1, 1e-3)
+    assert math.isfinite(learn.history[-1]["valid_loss"])
+
+
+def test_batch_size_finder_on_cuda(tiny_folder):
+    learn = ql.vision_learner(tiny_folder, arch="resnet10t", weights=None, size=32, bs="auto", progress=False, device="cuda")
+    assert learn.dls.train.bs >= 2

@@ -1,0 +1,29 @@
+"""The public surface: every name in __all__ resolves, and nothing else is advertised."""
+
+import subprocess
+import sys
+
+import quicklearn as ql
+
+
+def test_every_public_name_resolves():
+    for name in ql.__all__:
+        assert getattr(ql, name) is not None, name
+
+
+def test_public_surface_is_stable():
+    expected = {
+        "__version__", "vision_learner", "load", "image_dataloaders", "DataLoaders", "AugmentConfig", "Normalize",
+        "Resize", "CenterCrop", "RandomResizedCrop", "RegexLabel", "parent_label", "Vocab", "RandomSplitter",
+        "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter", "DEFAULT_ARCH", "create_body",
+        "build_model", "TransferModel", "HeadConfig", "import_weights", "Learner", "LRFindResult", "Callback",
+        "ProgressCallback", "HistoryLogger", "EarlyStopping", "SaveBest", "Checkpoint", "Predictor", "Prediction",
+        "QuicklearnError", "DataError", "ConfigError", "WeightsError", "TrainingError",
+    }
+    assert set(ql.__all__) == expected
+
+
+def test_import_and_cli_help_do_not_load_torch():
+    code = "import sys, quicklearn, quicklearn_cli.app; print('torch' in sys.modules, 'timm' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
