@@ -25,19 +25,24 @@ def main() -> None:
     p.add_argument("--data", type=Path, default=here.parent / "shared" / "data" / "hymenoptera")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2, 3])
+    p.add_argument("--times", type=int, nargs="+", default=[1, 4], help="also measure the list repeated N times (a bigger set)")
     args = p.parse_args()
-    paths = folder_source(args.data).paths
+    for times in args.times:
+        measure(folder_source(args.data).paths * times, args.workers, args.repeats)
+
+
+def measure(paths: list[Path], workers: list[int], repeats: int) -> None:
     pipe = ImagePipeline(224, 256, "crop", 3, Normalize((0.5,) * 3, (0.5,) * 3))
     print(f"decode + pre-size {len(paths)} images to 256 px; {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}")
-    best = {w: float("inf") for w in args.workers}
-    for _ in range(args.repeats):
-        for w in args.workers:  # alternate so machine noise hits every setting alike
+    best = {w: float("inf") for w in workers}
+    for _ in range(repeats):
+        for w in workers:  # alternate so machine noise hits every setting alike
             t0 = time.perf_counter()
             imgs, ok, _ = decode_all(paths, [pipe.item], 3, num_workers=w)
             best[w] = min(best[w], time.perf_counter() - t0)
-    base = best[args.workers[0]]
+    base = best[workers[0]]
     print(f"{'workers':>8} {'best s':>8} {'speed-up':>9}")
-    for w in args.workers:
+    for w in workers:
         print(f"{w:>8} {best[w]:>8.2f} {base / best[w]:>8.2f}x")
 
 

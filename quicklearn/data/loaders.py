@@ -28,11 +28,14 @@ log = logging.getLogger("quicklearn")
 
 
 def default_num_workers() -> int:
-    """Worker processes for decoding.
+    """Worker processes for the one decoding pass: one per core, at most 8.
 
-    Measured on the 2-core dev machine (decode + pre-size all 397 hymenoptera photos to 256 px,
-    benchmarks/workers.py): 0 workers 1.00x, 1 worker ~1.0x, 2 workers ~1.7x faster, 3 no better than 2.
-    So: one worker per core, at most 8 (decoding is the only work they do).
+    Measured on the 2-core dev machine (benchmarks/workers.py, decode + pre-size to 256 px, best of 3):
+    398 hymenoptera photos: 0 workers 1.30 s, 1 worker 1.87 s (0.69x), 2 workers 1.22 s (1.07x), 3 workers 1.27 s;
+    the same list x4 (1,592 decodes): 0 -> 5.29 s, 1 -> 7.16 s (0.74x), 2 -> 4.70 s (1.13x), 3 -> 4.69 s (1.13x).
+    One worker is slower than none (the main process only waits), one per core is fastest, more adds nothing.
+    Decoding happens once per run, so there are no per-epoch workers to keep alive (persistent workers are
+    moot: the epochs read the in-memory uint8 tensor).
     """
     return min(8, os.cpu_count() or 1)
 
@@ -70,8 +73,10 @@ def decode_all(
     """Decode every path once into one uint8 tensor (N_ok, C, S, S); returns it, the indices that decoded, and the errors."""
     if not paths:
         return torch.empty(0, dtype=torch.uint8), [], []
-    nw = default_num_workers() if num_workers is None else num_workers
-    nw = min(nw, max(0, len(paths) // 32))  # tiny sets: worker start-up costs more than it saves
+    nw = num_workers
+    if nw is None:
+        nw = min(default_num_workers(), len(paths) // 32)  # tiny sets: worker start-up costs more than it saves
+        nw = 0 if nw == 1 else nw  # measured: a single worker is slower than decoding in the main process
     ds = DecodeDataset(paths, item_tfms, channels)
     loader = DataLoader(ds, batch_size=16, num_workers=nw, collate_fn=_collate)
     images: list[torch.Tensor | None] = [None] * len(paths)
