@@ -75,9 +75,9 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     result = run_recipe(resolved, out=out_dir, overwrite=overwrite, resume=resume)
     learn = result.learner
     dls = learn.dls
-    table = Table(title=f"done in {result.wall_s:.0f} s", show_header=True)
+    table = Table(title=f"done in {result.wall_s:.0f} s", show_header=False)
     table.add_column("")
-    table.add_column("value", justify="right")
+    table.add_column("")
     table.add_row("train / valid images", f"{dls.train.n} / {dls.valid.n}")
     if dls.vocab:
         classes = ", ".join(dls.vocab.classes[:8]) + (" ..." if len(dls.vocab) > 8 else "")
@@ -168,7 +168,8 @@ def evaluate(model_dir: Path, data: str, target: str | None, fmt: str, console: 
     if fmt == "json":
         console.print_json(json.dumps(metrics))
         return
-    table = Table(title=f"{model_dir} on {data}")
+    console.print(f"{model_dir} evaluated on {data}", highlight=False, soft_wrap=True)
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():

@@ -42,7 +42,11 @@ class Callback:
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None: ...
 
 
-def _fmt(v: Any) -> str:
+def _fmt(key: str, v: Any) -> str:
+    if key == "lr":
+        return f"{v:.1e}"
+    if key == "time_s":
+        return f"{v:.1f}"
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
@@ -59,6 +63,8 @@ class ProgressCallback(Callback):
 
     def on_fit_begin(self, logs: dict[str, Any]) -> None:
         self.console = console()
+        self.epochs = logs["epochs"]
+        self.label = "frozen epoch" if self.learner.frozen_to else "epoch"
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -73,7 +79,7 @@ class ProgressCallback(Callback):
         if self.bar:
             if self.batch_task is not None:
                 self.bar.remove_task(self.batch_task)
-            self.batch_task = self.bar.add_task(f"  epoch {epoch + 1}", total=len(self.learner.dls.train), info="")
+            self.batch_task = self.bar.add_task(f"  {self.label} {epoch + 1}/{self.epochs}", total=len(self.learner.dls.train), info="")
 
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
         if self.bar:
@@ -83,7 +89,7 @@ class ProgressCallback(Callback):
         if self.silent:
             return
         keys = [k for k in logs if k not in ("epoch", "stage", "phase")]
-        line = f"epoch {epoch + 1}: " + "  ".join(f"{k} {_fmt(logs[k])}" for k in keys)
+        line = f"{self.label} {epoch + 1}/{self.epochs}: " + "  ".join(f"{k} {_fmt(k, logs[k])}" for k in keys)
         if self.bar:
             self.bar.update(self.epoch_task, advance=1)
             self.bar.console.print(line)
