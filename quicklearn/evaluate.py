@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data.labels import _split_multi, parent_label
+from .data.labels import _split_multi, numeric_values, parent_label
 from .data.sources import csv_source, folder_source
 from .errors import DataError
 from .train.metrics import default_metrics, get_metric
@@ -56,13 +56,7 @@ def _missing(v: Any) -> bool:
 def _encode(predictor: "Predictor", paths: list[Path], raw: list[Any]) -> torch.Tensor:
     kind, classes = predictor.kind, list(predictor.classes or [])
     if kind == "regression":
-        try:
-            values = torch.tensor(pd.to_numeric(pd.Series(raw)).to_numpy(), dtype=torch.float32)
-        except (ValueError, TypeError) as e:
-            raise DataError(f"this model predicts numbers; the labels are not all numeric ({e}).") from None
-        if torch.isnan(values).any():
-            raise DataError(f"{paths[int(torch.isnan(values).nonzero()[0])]}: its label is empty. Fill it in or drop that row.")
-        return values
+        return numeric_values(raw, paths, "the labels (this model predicts numbers)")
     delim = _trained(predictor).get("label_delim")
     sets = [_split_multi(v, delim) for v in raw] if kind == "multi" else [[] if _missing(v) else [str(v)] for v in raw]
     for path, labels in zip(paths, sets):

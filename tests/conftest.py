@@ -32,6 +32,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For modules of many tiny-model steps: one intra-op thread, so tests never spin against a busy second core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def hymenoptera() -> Path:
     return _need(SHARED / "hymenoptera")

@@ -28,13 +28,7 @@ from quicklearn_cli.app import app
 from conftest import write_image
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """2 shared cores: several intra-op threads only spin against the other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def two_classes(root: Path, n: int = 5) -> Path:

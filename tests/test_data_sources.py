@@ -23,13 +23,7 @@ from quicklearn.data.split import auto_splitter, check_split
 from conftest import write_image
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """2 shared cores: several intra-op threads only spin against the other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def skip_warnings(caplog) -> list[str]:

@@ -237,3 +237,28 @@ def test_metrics_match_sklearn():
     bl = torch.randn(100, 2, generator=g)
     by = torch.randint(0, 2, (100,), generator=g)
     assert auroc(bl, by) == pytest.approx(roc_auc_score(by, bl.softmax(1)[:, 1].numpy()), abs=1e-6)
+
+
+def test_early_stopping_and_save_best_watch_the_monitored_metric(tiny_folder):
+    # an improvement must beat the best by min_delta, which nothing does after the first epoch of a fit
+    stopper = ql.EarlyStopping(monitor="valid_loss", patience=2, min_delta=1e9)
+    best = ql.SaveBest(monitor="valid_loss")
+    learn = _learner(tiny_folder, cbs=[stopper, best], monitor="valid_loss")
+    learn.fit(1, 1e-2)
+    learn.fit(10, 1e-3)
+    assert len(learn.history) == 1 + 3  # first epoch sets the best, then 2 epochs without improvement + the stopping one
+    assert learn.stop_training
+    losses = [h["valid_loss"] for h in learn.history[1:]]
+    assert best.best == pytest.approx(min(losses))
+    assert learn.validate()["loss"] == pytest.approx(best.best, rel=1e-5)
+
+
+def test_extra_metrics_and_monitor(tiny_folder):
+    learn = _learner(tiny_folder, metrics=["accuracy", "f1_macro", "top5_accuracy", "auroc"], monitor="f1_macro")
+    learn.fit(1, 1e-3)
+    row = learn.history[-1]
+    assert {"accuracy", "f1_macro", "top5_accuracy", "auroc"} <= set(row)
+    assert row["top5_accuracy"] == 1.0  # 3 classes: the top 5 always hold the answer
+    assert learn.monitor == "f1_macro" and learn.greater_is_better("f1_macro")
+    with pytest.raises(ql.ConfigError, match="Did you mean 'accuracy'"):
+        _learner(tiny_folder, metrics=["acuracy"])

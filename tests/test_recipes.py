@@ -22,13 +22,7 @@ SHIPPED = sorted(shipped_recipes())
 VISION = [n for n in SHIPPED if yaml.safe_load(shipped_recipes()[n].read_text()).get("task", "vision") == "vision"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """2 shared cores: two intra-op threads spin against other jobs' processes; one is much faster here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import torch
 from ..errors import DataError
 from .sources import ItemSource
 
-__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets"]
+__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values"]
 
 TargetKind = Literal["single", "multi", "regression"]
 
@@ -84,14 +84,7 @@ def get_targets(
         # Multi-label is only inferred from a CSV column: folder names with spaces are single labels.
         kind = _infer_kind(raw, label_delim, allow_multi=isinstance(y, str) and source.frame is not None)
     if kind == "regression":
-        try:
-            values = torch.tensor(pd.to_numeric(pd.Series(raw)).to_numpy(), dtype=torch.float32)
-        except (ValueError, TypeError) as e:
-            raise DataError(f"target {y!r}: regression needs numbers ({e}).") from e
-        if torch.isnan(values).any():
-            bad = source.paths[int(torch.isnan(values).nonzero()[0])]
-            raise DataError(f"target {y!r} is empty for {bad}: fill it in or drop that row.")
-        return Targets("regression", values, None)
+        return Targets("regression", numeric_values(raw, source.paths, f"target {y!r}"), None)
     if kind == "multi":
         sets = [_split_multi(v, label_delim) for v in raw]
         vocab = Vocab.from_labels([c for s in sets for c in s])
@@ -112,6 +105,18 @@ def get_targets(
         )
     lookup = {c: i for i, c in enumerate(vocab.classes)}
     return Targets("single", torch.tensor([lookup[str(v)] for v in raw], dtype=torch.int64), vocab)
+
+
+def numeric_values(raw: Sequence[Any], paths: Sequence[Path], what: str) -> torch.Tensor:
+    """Regression targets as float32; a DataError names `what` and the first item that is empty or not a number."""
+    try:
+        values = torch.tensor(pd.to_numeric(pd.Series(list(raw))).to_numpy(), dtype=torch.float32)
+    except (ValueError, TypeError) as e:
+        raise DataError(f"{what}: regression needs numbers ({e}).") from None
+    if torch.isnan(values).any():
+        bad = paths[int(torch.isnan(values).nonzero()[0])]
+        raise DataError(f"{what} is empty for {bad}: fill it in or drop that row.")
+    return values
 
 
 def _raw_labels(source: ItemSource, y: str | Callable[[Path], Any] | None) -> list[Any]:

@@ -71,7 +71,8 @@ class ProgressCallback(Callback):
             self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                                 TextColumn("<"), TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=self.console)
             self.bar.start()
-            self.epoch_task = self.bar.add_task(logs.get("phase", "fit"), total=logs["epochs"], completed=logs.get("start_epoch", 0), info="")
+            title = "training the head (body frozen)" if self.learner.frozen_to else "fine-tuning"
+            self.epoch_task = self.bar.add_task(title, total=logs["epochs"], completed=logs.get("start_epoch", 0), info="")
             self.batch_task = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any]) -> None:
