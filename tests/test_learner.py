@@ -262,3 +262,30 @@ def test_extra_metrics_and_monitor(tiny_folder):
     assert learn.monitor == "f1_macro" and learn.greater_is_better("f1_macro")
     with pytest.raises(ql.ConfigError, match="Did you mean 'accuracy'"):
         _learner(tiny_folder, metrics=["acuracy"])
+
+
+def test_fit_flat_cos_holds_then_anneals(tiny_folder):
+    learn = _learner(tiny_folder, bs=4)
+    seen = []
+
+    class Probe(ql.Callback):
+        def on_batch_end(self, batch, logs):
+            seen.append(self.learner.opt.param_groups[-1]["lr"])
+
+    learn.cbs.append(Probe())
+    learn.fit_flat_cos(4, 1e-3, pct_start=0.5)
+    half = len(seen) // 2
+    assert all(v == pytest.approx(1e-3) for v in seen[:half])
+    assert seen[-1] < 1e-4 and all(a >= b for a, b in zip(seen[half:], seen[half + 1:]))
+
+
+def test_lr_find_command_prints_a_suggestion_and_saves_the_plot(tiny_folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from quicklearn_cli.app import app
+
+    plot = tmp_path / "lr.png"
+    result = CliRunner().invoke(app, ["lr-find", "--data", str(tiny_folder), "--arch", ARCH, "--weights", "none",
+                                      "--size", "16", "--bs", "4", "--out", str(plot)])
+    assert result.exit_code == 0, result.output
+    assert "suggested learning rate" in result.output and plot.stat().st_size > 1000
