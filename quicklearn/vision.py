@@ -95,7 +95,7 @@ def vision_learner(
     if bs == "auto":
         from .train.batch_size import find_batch_size
 
-        dls.train.bs = find_batch_size(model, dls, dev)
+        dls.train.bs = min(find_batch_size(model, dls, dev), dls.train.n)
     if freeze_bn_stats is None:
         freeze_bn_stats = not is_random_init(weights)
     config = {

@@ -289,3 +289,18 @@ def test_lr_find_command_prints_a_suggestion_and_saves_the_plot(tiny_folder, tmp
                                       "--size", "16", "--bs", "4", "--out", str(plot)])
     assert result.exit_code == 0, result.output
     assert "suggested learning rate" in result.output and plot.stat().st_size > 1000
+
+
+def test_pretrained_stem_is_adapted_for_one_channel():
+    from quicklearn.models.weights import resolve_pretrained
+
+    body, desc = ql.create_body("tf_efficientnet_lite0", weights="imagenet", in_chans=1)
+    rgb = resolve_pretrained("tf_efficientnet_lite0", "imagenet")[0]["conv_stem.weight"]
+    assert body.conv_stem.weight.shape[1] == 1
+    assert torch.allclose(body.conv_stem.weight, rgb.sum(dim=1, keepdim=True))  # timm's adapt_input_conv
+    assert "ImageNet" in desc
+
+
+def test_auto_batch_size_keeps_the_default_on_cpu(tiny_folder):
+    learn = _learner(tiny_folder, bs="auto", device="cpu")
+    assert learn.dls.train.bs == min(32, learn.dls.train.n)

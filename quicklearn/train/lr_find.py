@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..progress import progress
+
 if TYPE_CHECKING:
     from .learner import Learner
 
@@ -14,26 +16,31 @@ __all__ = ["run_lr_find", "valley", "plot_lr_find"]
 
 def run_lr_find(learn: "Learner", start_lr: float, end_lr: float, num_it: int) -> tuple[list[float], list[float]]:
     """Train with an exponentially growing lr, one batch per step; stop when the smoothed loss explodes."""
-    lrs, losses = [], []
+    lrs: list[float] = []
+    losses: list[float] = []
     avg, best, beta = 0.0, math.inf, 0.98
     learn._set_train_mode()
     step, epoch = 0, 0
-    while step < num_it:
-        learn.dls.train.set_epoch(10_000 + epoch)
-        for x, y in learn.dls.train:
-            lr = start_lr * (end_lr / start_lr) ** (step / max(1, num_it - 1))
-            for pg in learn.opt.param_groups:  # type: ignore[union-attr]
-                pg["lr"] = lr
-            loss = learn._step(x, y, 0, 1)
-            avg = beta * avg + (1 - beta) * loss
-            smooth = avg / (1 - beta ** (step + 1))
-            lrs.append(lr)
-            losses.append(smooth)
-            best = min(best, smooth)
-            step += 1
-            if not math.isfinite(smooth) or smooth > 4 * best or step >= num_it:
-                return lrs, losses
-        epoch += 1
+    with progress() as bar:
+        task = bar.add_task("lr finder", total=num_it, info="") if bar else None
+        while step < num_it:
+            learn.dls.train.set_epoch(10_000 + epoch)
+            for x, y in learn.dls.train:
+                lr = start_lr * (end_lr / start_lr) ** (step / max(1, num_it - 1))
+                for pg in learn.opt.param_groups:  # type: ignore[union-attr]
+                    pg["lr"] = lr
+                loss = learn._step(x, y, 0, 1)
+                avg = beta * avg + (1 - beta) * loss
+                smooth = avg / (1 - beta ** (step + 1))
+                lrs.append(lr)
+                losses.append(smooth)
+                best = min(best, smooth)
+                step += 1
+                if bar:
+                    bar.update(task, advance=1, info=f"lr {lr:.1e} loss {smooth:.4f}")
+                if not math.isfinite(smooth) or smooth > 4 * best or step >= num_it:
+                    return lrs, losses
+            epoch += 1
     return lrs, losses
 
 
