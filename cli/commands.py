@@ -67,7 +67,10 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
         return
     out_dir = Path(resolved.output.out or default_out_dir(resolved.data.path))
     if resolved.task == "vision":
+        from quicklearn.models.backbones import check_arch
+
         t, m, f = resolved.transforms, resolved.model, resolved.fit
+        check_arch(m.arch)  # a typo fails before anything is announced
         console.print(
             f"training [bold]{m.arch}[/] (weights: {m.weights or 'none'}) on {resolved.data.path} at {t.size}px, "
             f"batch size {resolved.training.bs}, {f.freeze_epochs} frozen + {f.epochs} unfrozen epochs, device {resolved.training.device}"
