@@ -74,7 +74,7 @@ class VisionModel(_Section):
 
 
 class VisionTraining(_Section):
-    bs: int | Literal["auto"] = 32
+    bs: Annotated[int, Field(ge=1)] | Literal["auto"] = 32
     metrics: list[str] | None = None
     monitor: str | None = None
     opt: Literal["adamw", "sgd"] = "adamw"
@@ -285,6 +285,9 @@ def merge_overrides(recipe: BaseModel, overrides: dict[str, Any]) -> Any:
         node = raw
         parts = key.split(".")
         for part in parts[:-1]:
-            node = node.setdefault(part, {}) if node.get(part) is not None else node.__setitem__(part, {}) or node[part]
+            if not isinstance(node.get(part), dict):
+                # a section given as a bool (e.g. `augment: true`) or left empty becomes a mapping to set keys in
+                node[part] = {"enabled": node[part]} if isinstance(node.get(part), bool) else {}
+            node = node[part]
         node[parts[-1]] = value
     return parse_recipe(raw, "options")

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+import numpy as np
 import torch
+from PIL import ImageOps
 from safetensors.torch import load_file, save_file
 
 from ._version import __version__
-from .data.images import UnreadableImage, decode_image
+from .data.images import UnreadableImage, decode_image, to_mode
 from .data.pipeline import ImagePipeline
 from .errors import DataError, QuicklearnError
 from .fileio import atomic_path, write_json
@@ -34,6 +36,10 @@ WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 def export_learner(learn: "Learner", path: str | Path) -> Path:
     """Write `learn`'s model to the directory `path` (created if needed); files are replaced atomically."""
+    model_config = learn.config.get("model", {})
+    if not {"arch", "n_out"} <= set(model_config):
+        raise QuicklearnError("export needs the model's arch and n_out in learn.config['model'] "
+                              "(set by vision_learner); build the Learner with vision_learner, or set them.")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
@@ -44,7 +50,7 @@ def export_learner(learn: "Learner", path: str | Path) -> Path:
         "format_version": FORMAT_VERSION,
         "quicklearn_version": __version__,
         "task": "vision",
-        "model": learn.config.get("model", {}),
+        "model": model_config,
         "kind": dls.kind,
         "classes": list(dls.vocab.classes) if dls.vocab else None,
         "target_stats": [learn.y_mean, learn.y_std] if dls.kind == "regression" else None,
@@ -76,24 +82,43 @@ class Predictor:
         self.kind = config["kind"]
         self.classes: list[str] | None = config.get("classes")
 
-    def _to_uint8(self, item: "str | Path | Image.Image | torch.Tensor") -> torch.Tensor:
+    def _to_uint8(self, item: "str | Path | Image.Image | torch.Tensor | Any") -> torch.Tensor:
+        """A path, PIL image, numpy array or tensor (CHW or HWC; uint8, or float in [0, 1]) -> pre-sized uint8 CHW."""
+        from PIL import Image
+
+        channels = self.pipeline.channels
         if isinstance(item, (str, Path)):
             try:
-                img = decode_image(item, self.pipeline.channels)
+                return self.pipeline.item(decode_image(item, channels))
             except UnreadableImage as e:
                 raise DataError(f"{e}. Check that the file is a readable image.") from None
-        elif isinstance(item, torch.Tensor):
-            img = item if item.dtype == torch.uint8 else (item.float().clamp(0, 1) * 255).round().to(torch.uint8)
-            if img.ndim == 2:
-                img = img[None]
-            if img.shape[0] != self.pipeline.channels:
-                img = img.expand(self.pipeline.channels, -1, -1) if img.shape[0] == 1 else img[:1].float().mean(0, keepdim=True).to(torch.uint8)
-        else:  # a PIL image
-            import numpy as np
-
-            arr = np.asarray(item.convert("RGB" if self.pipeline.channels == 3 else "L"), dtype=np.uint8)
-            img = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)
-        return self.pipeline.item(img)
+        if isinstance(item, Image.Image):  # as decode_image does: EXIF rotation, alpha on white, 16-bit scaled
+            im = to_mode(ImageOps.exif_transpose(item), "RGB" if channels == 3 else "L")
+            arr = np.asarray(im, dtype=np.uint8)
+            return self.pipeline.item(torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1))
+        t = torch.tensor(item) if isinstance(item, np.ndarray) else item  # a copy: arrays from PIL are read-only
+        if not isinstance(t, torch.Tensor):
+            raise DataError(f"cannot predict on a {type(item).__name__}; give a path, a PIL image, an array or a tensor.")
+        t = t.detach().cpu()
+        if t.ndim == 2:
+            t = t[None]
+        if t.ndim != 3:
+            raise DataError(f"an image tensor must be (C, H, W) or (H, W, C); got shape {tuple(t.shape)}.")
+        if t.shape[0] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
+            t = t.permute(2, 0, 1)  # HWC (numpy/PIL order) -> CHW
+        if t.dtype != torch.uint8:
+            if t.is_floating_point() and (t.min() < 0 or t.max() > 1):
+                raise DataError(f"a float image tensor must hold values in [0, 1]; this one spans "
+                                f"[{float(t.min()):.3g}, {float(t.max()):.3g}]. Divide by 255, or pass uint8.")
+            t = (t.float() * 255).round().to(torch.uint8)
+        if t.shape[0] == 4:  # RGBA: composite on white, as training does
+            alpha = t[3:].float() / 255
+            t = (t[:3].float() * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
+        if t.shape[0] == 3 and channels == 1:
+            t = (t.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True).round().to(torch.uint8)
+        elif t.shape[0] == 1 and channels == 3:
+            t = t.expand(3, -1, -1)
+        return self.pipeline.item(t.contiguous())
 
     @torch.no_grad()
     def raw(self, items: Sequence[Any], bs: int = 64) -> torch.Tensor:
@@ -139,12 +164,15 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     path = Path(path)
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
         raise QuicklearnError(f"{path}: not a quicklearn model directory (needs {CONFIG} and {WEIGHTS}). Train one with `quicklearn train`.")
-    config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    try:
+        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise QuicklearnError(f"{path / CONFIG}: not valid JSON ({e}). Export the model again.") from None
     made_by = config.get("quicklearn_version", "unknown")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise QuicklearnError(f"{path} was written by quicklearn {made_by} in a newer format; upgrade quicklearn to load it.")
-    m = config["model"]
     try:
+        m = config["model"]
         body, _ = create_body(m["arch"], weights=None, in_chans=int(m.get("in_chans", 3)))
         model = TransferModel(body, Head(body.num_features, int(m["n_out"]), HeadConfig(**m.get("head", {}))))
         model.load_state_dict(load_file(str(path / WEIGHTS)))

@@ -78,6 +78,9 @@ def check_out_dir(out: Path, overwrite: bool, resume: bool) -> bool:
         raise ConfigError(f"--out {out}: is a file. Choose a folder.")
     if out.exists() and any(out.iterdir()):
         if resume:
+            if not (out / "checkpoint.pt").exists():
+                raise ConfigError(f"--resume: {out} has no checkpoint.pt to continue from (the run finished, or never "
+                                  "trained an epoch). Add --overwrite to train again, or choose another --out.")
             return False
         if not overwrite:
             raise ConfigError(f"--out {out}: folder exists and is not empty. Add --overwrite to replace it, --resume to continue it, or choose another --out.")

@@ -22,3 +22,15 @@ def test_cuda_amp_channels_last_trains(tiny_folder):
 def test_batch_size_finder_on_cuda(tiny_folder):
     learn = ql.vision_learner(tiny_folder, arch="resnet10t", weights=None, size=32, bs="auto", progress=False, device="cuda")
     assert learn.dls.train.bs >= 2
+
+
+def test_batch_size_finder_leaves_pretrained_statistics_alone(tiny_folder):
+    from quicklearn.models.model import build_model
+    from quicklearn.train.batch_size import find_batch_size
+
+    dls = ql.image_dataloaders(tiny_folder, size=32, bs=4)
+    model, _ = build_model("resnet10t", dls.n_out, weights=None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    find_batch_size(model, dls, torch.device("cuda"))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v.cpu(), before[k]), k

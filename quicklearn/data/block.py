@@ -23,7 +23,9 @@ from .labels import TargetKind, Vocab, get_targets
 from .loaders import BatchLoader, decode_all
 from .pipeline import ImagePipeline, default_presize
 from .sources import ItemSource, csv_source, folder_source
-from .split import RandomSplitter, Splitter, StratifiedSplitter, auto_splitter, check_split
+from .split import (
+    ColumnSplitter, FolderSplitter, IndexSplitter, RandomSplitter, Splitter, StratifiedSplitter, auto_splitter, check_split,
+)
 from .transforms import ResizeMode
 
 __all__ = ["DataLoaders", "image_dataloaders", "image_source"]
@@ -114,6 +116,8 @@ def image_dataloaders(
     size/presize/resize_mode: images are pre-sized once to `presize` (default size/0.875) with `resize_mode`,
     then cropped/augmented to `size` on whole batches. Normalization comes from `arch`'s pretrained config.
     """
+    if int(bs) < 1:
+        raise DataError(f"bs={bs}: the batch size must be at least 1.")
     if size < 8:
         raise DataError(f"size={size}: images must be at least 8 px.")
     if channels not in (1, 3):
@@ -122,7 +126,8 @@ def image_dataloaders(
     where = data if not isinstance(data, pd.DataFrame) else "the DataFrame"
     split = _resolve_splitter(splitter, source, valid_pct, seed)
 
-    if isinstance(split, StratifiedSplitter):
+    if not isinstance(split, (RandomSplitter, FolderSplitter, ColumnSplitter, IndexSplitter)):
+        # stratified and user-written splitters need the targets; the built-ins below do not
         targets = get_targets(source, y, kind=kind, label_delim=label_delim)
         train_idx, valid_idx = split(source, targets)
     else:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "decode_image", "UnreadableImage"]
+__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "decode_image", "to_mode", "UnreadableImage"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -85,7 +85,7 @@ def _decode_pil(path: Path, channels: int) -> torch.Tensor:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                im = _to_mode(im, "RGB" if channels == 3 else "L")
+                im = to_mode(im, "RGB" if channels == 3 else "L")
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UnreadableImage(f"{path}: {e}") from e
     arr = np.asarray(im, dtype=np.uint8)
@@ -94,7 +94,7 @@ def _decode_pil(path: Path, channels: int) -> torch.Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
-def _to_mode(im: Image.Image, mode: str) -> Image.Image:
+def to_mode(im: Image.Image, mode: str) -> Image.Image:
     """Convert any Pillow mode to RGB/L; 16-bit images are scaled down, transparency composited on white."""
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float64)

@@ -2,8 +2,9 @@
 
 Deterministic ones (`Resize`, `CenterCrop`) run once, when the images are decoded and pre-sized into
 the in-memory cache; the random parts of training augmentation happen later on whole batches
-(`quicklearn.data.augment`). `RandomResizedCrop` exists for users who want per-item randomness; it
-turns the cache off for the training set (decoded again every epoch).
+(`quicklearn.data.augment`, whose `min_scale` is the batch-level random-resized crop). `RandomResizedCrop`
+is the per-item form, for code that decodes items itself; the default pipeline does not use it, so that
+the decoded cache stays valid.
 """
 
 from __future__ import annotations

@@ -20,6 +20,15 @@ def find_batch_size(model: nn.Module, dls: Any, device: torch.device, default: i
     n = dls.train.n
     size, ch = dls.pipeline.size, dls.pipeline.channels
     model = model.to(device).train()
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}  # probing updates BatchNorm statistics
+    try:
+        return _probe(model, device, n, size, ch, largest)
+    finally:
+        model.load_state_dict(saved)
+        model.zero_grad(set_to_none=True)
+
+
+def _probe(model: nn.Module, device: torch.device, n: int, size: int, ch: int, largest: int) -> int:
     bs = largest
     while bs >= 2:
         try:

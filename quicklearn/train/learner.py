@@ -23,7 +23,7 @@ from torch import nn
 from ..errors import ConfigError, TrainingError
 from ..fileio import atomic_path
 from .callbacks import Callback, Checkpoint, HistoryLogger, ProgressCallback
-from .metrics import GREATER_IS_BETTER, default_metrics, get_metric
+from .metrics import GREATER_IS_BETTER, KIND_METRICS, default_metrics, get_metric
 from .optim import group_lrs, make_optimizer
 from .schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
 
@@ -43,7 +43,10 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"device={device!r}: use auto, cpu, cuda, cuda:N or mps.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} but no CUDA GPU is available here. Use --device cpu (or auto).")
     return dev
@@ -107,7 +110,14 @@ class Learner:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.metric_names = list(metrics) if metrics is not None else default_metrics(self.kind)
         self.metric_fns = {m: get_metric(m) for m in self.metric_names}
+        unfit = [m for m in self.metric_names if m not in KIND_METRICS[self.kind]]
+        if unfit:
+            raise ConfigError(f"metric {unfit[0]!r} does not fit a {self.kind} target; use {sorted(KIND_METRICS[self.kind])}.")
         self.monitor = monitor or (self.metric_names[0] if self.metric_names else "valid_loss")
+        if self.monitor not in (*self.metric_names, "valid_loss", "train_loss"):
+            raise ConfigError(f"monitor={self.monitor!r} is not measured; use valid_loss or one of the metrics {self.metric_names}.")
+        if class_weights is not None and dls.vocab is not None and len(class_weights) != len(dls.vocab):
+            raise ConfigError(f"class_weights has {len(class_weights)} values but there are {len(dls.vocab)} classes {list(dls.vocab.classes)}.")
         self.loss_func = loss_func or self._default_loss(label_smoothing, class_weights)
         self.opt_name, self.wd, self.train_bn, self.freeze_bn_stats = opt, wd, train_bn, freeze_bn_stats
         self.grad_clip, self.grad_accum = grad_clip, max(1, int(grad_accum))
@@ -224,8 +234,10 @@ class Learner:
         return self.fit_one_cycle(epochs, lrs, pct_start=pct_start, div=div, resume=resume)
 
     def _gradual(self, milestones: Sequence[Any], lrs: slice, pct_start: float, div: float, resume: bool) -> list[dict]:
-        steps, total = milestones[0], int(milestones[1])
-        steps = [int(s) for s in steps]
+        try:
+            steps, total = [int(s) for s in milestones[0]], int(milestones[1])
+        except (TypeError, ValueError, IndexError):
+            raise ConfigError(f"unfreeze_milestones={milestones!r}: expected ((epoch, epoch, ...), total_epochs), e.g. ((1, 3), 5).") from None
         bounds = [0, *steps, total]
         n_body = self.n_groups - 1
         for k in range(len(bounds) - 1):
@@ -261,6 +273,11 @@ class Learner:
             if self._resume_ckpt is None:
                 self._resume_ckpt = self.load_checkpoint()
             ck = self._resume_ckpt
+            if ck is not None and ck["stage"] == stage and ck["epochs"] != epochs:
+                raise ConfigError(
+                    f"{self.path / CHECKPOINT}: this run was interrupted in a phase of {ck['epochs']} epochs, not {epochs}. "
+                    "Resume with the same --epochs/--freeze-epochs, or start again with --overwrite."
+                )
             if ck is not None and ck["stage"] > stage:
                 return self.history  # this phase finished before the interruption; a later one resumes
             if ck is not None:

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import ConfigError
 
-__all__ = ["METRICS", "get_metric", "default_metrics", "GREATER_IS_BETTER"]
+__all__ = ["METRICS", "KIND_METRICS", "get_metric", "default_metrics", "GREATER_IS_BETTER"]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -103,6 +103,14 @@ def get_metric(name: str) -> Metric:
         return METRICS[name]
     close = difflib.get_close_matches(name, list(METRICS), n=1)
     raise ConfigError(f"unknown metric {name!r}.{' Did you mean ' + repr(close[0]) + '?' if close else ''} Known: {sorted(METRICS)}.")
+
+
+# which metrics make sense for which kind of target
+KIND_METRICS = {
+    "single": {"accuracy", "error_rate", "top5_accuracy", "f1_macro", "auroc"},
+    "multi": {"accuracy_multi", "f1"},
+    "regression": {"rmse", "mae"},
+}
 
 
 def default_metrics(kind: str) -> list[str]:
