@@ -108,14 +108,19 @@ class OutputSection(_Section):
     plots: bool = True
 
 
-class VisionRecipe(_Section):
+class _Recipe(_Section):
+    """The sections every task has; each task adds its own data (and model, transforms) sections."""
+
+    training: VisionTraining = VisionTraining()
+    fit: FitSection = FitSection()
+    output: OutputSection = OutputSection()
+
+
+class VisionRecipe(_Recipe):
     task: Literal["vision"] = "vision"
     data: VisionData = VisionData()
     transforms: VisionTransforms = VisionTransforms()
     model: VisionModel = VisionModel()
-    training: VisionTraining = VisionTraining()
-    fit: FitSection = FitSection()
-    output: OutputSection = OutputSection()
 
 
 # ---- tabular and text: schema defined here; the tabular and text issues make them run ----------------
@@ -133,13 +138,10 @@ class TabularModel(_Section):
     dropout: float = 0.1
 
 
-class TabularRecipe(_Section):
+class TabularRecipe(_Recipe):
     task: Literal["tabular"]
     data: TabularData = TabularData()
     model: TabularModel = TabularModel()
-    training: VisionTraining = VisionTraining()
-    fit: FitSection = FitSection()
-    output: OutputSection = OutputSection()
 
 
 class TextData(_Section):
@@ -156,13 +158,10 @@ class TextModel(_Section):
     pooling: Literal["mean", "cls"] = "mean"
 
 
-class TextRecipe(_Section):
+class TextRecipe(_Recipe):
     task: Literal["text"]
     data: TextData = TextData()
     model: TextModel = TextModel()
-    training: VisionTraining = VisionTraining()
-    fit: FitSection = FitSection()
-    output: OutputSection = OutputSection()
 
 
 RecipeConfig = Annotated[Union[VisionRecipe, TabularRecipe, TextRecipe], Field(discriminator="task")]
@@ -202,12 +201,17 @@ def _model_for(raw: dict) -> type[_Section]:
     return models[task]
 
 
+def _all_sections(cls: type[_Section] = _Section) -> list[type[_Section]]:
+    """Every section model, subclasses of subclasses included."""
+    return [cls] + [m for sub in cls.__subclasses__() for m in _all_sections(sub)]
+
+
 def _yaml_path(e: dict) -> tuple:
     """The error's location as YAML keys: pydantic adds a tag per union member ('int', "literal['auto']",
     'AugmentSection', ...), which is not a key; an unknown key is always the last part."""
     if not e["loc"]:
         return ()
-    keys = {k for m in _Section.__subclasses__() for k in m.model_fields}
+    keys = {k for m in _all_sections() for k in m.model_fields}
     *parents, last = e["loc"]
     kept = tuple(p for p in parents if isinstance(p, int) or p in keys)
     return kept + (last,) if e["type"] == "extra_forbidden" or isinstance(last, int) or last in keys else kept

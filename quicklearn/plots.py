@@ -5,7 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["plot_history"]
+__all__ = ["plot_history", "save_figure"]
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """tight_layout, save as a 100-dpi PNG (creating the folder), close the figure; returns the path."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path | None:
@@ -39,8 +51,4 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path | None
         if 0 < frozen_end < len(history):
             ax.axvline(frozen_end + 0.5, color="grey", ls="--", lw=0.8)
     fig.suptitle("Training curves (dashed line: body unfrozen)", fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ..plots import save_figure
+
 if TYPE_CHECKING:
     from .block import DataLoaders
 
@@ -38,12 +40,7 @@ def image_grid(images: torch.Tensor, titles: list[str], path: str | Path, suptit
         ax.set_title(titles[k], fontsize=9, color=(colors[k] if colors else "black"))
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def show_batch(dls: "DataLoaders", path: str | Path, n: int = 16, seed: int = 0) -> Path:

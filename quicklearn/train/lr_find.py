@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..plots import save_figure
 from ..progress import progress
 
 if TYPE_CHECKING:
@@ -80,9 +81,4 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path:
     finite = [v for v in losses if math.isfinite(v)]
     if finite:
         ax.set_ylim(min(finite) * 0.95, min(max(finite), finite[0] * 2) * 1.05)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
