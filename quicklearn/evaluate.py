@@ -10,12 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .data.labels import _split_multi, numeric_values, parent_label
-from .data.sources import csv_source, folder_source
+from .data.block import image_source
+from .data.labels import _split_multi, is_missing, numeric_values, raw_labels
 from .errors import DataError
 from .train.metrics import default_metrics, get_metric
 
@@ -28,20 +27,16 @@ __all__ = ["evaluate_model"]
 def _labels(data: str | Path, y: str | None, trained_y: Any) -> tuple[list[Path], list[Any]]:
     """Image paths and their raw labels: a folder is labelled by parent folder names, a CSV by column `y`
     (default: the column the model was trained on, when the CSV has it)."""
-    p = Path(data).expanduser()
-    if p.is_file() and p.suffix.lower() in (".csv", ".tsv", ".txt"):
-        src = csv_source(p)
-        if y is None and isinstance(trained_y, str) and trained_y in src.frame.columns:
-            y = trained_y
-        if y is None:
-            raise DataError(f"{p}: which column holds the labels? Name it with --target (columns: {list(src.frame.columns)}).")
-        if y not in src.frame.columns:
-            raise DataError(f"{p}: no column {y!r}; columns are {list(src.frame.columns)}.")
-        return src.paths, src.frame[y].tolist()
-    if y is not None:
-        raise DataError(f"{p}: a folder is labelled by its sub-folder names; --target only applies to a CSV.")
-    src = folder_source(p)
-    return src.paths, [parent_label(q) for q in src.paths]
+    src = image_source(data)
+    if src.frame is None:
+        if y is not None:
+            raise DataError(f"{data}: a folder is labelled by its sub-folder names; --target only applies to a CSV.")
+        return src.paths, raw_labels(src, None)
+    if y is None and isinstance(trained_y, str) and trained_y in src.frame.columns:
+        y = trained_y
+    if y is None:
+        raise DataError(f"{data}: which column holds the labels? Name it with --target (columns: {list(src.frame.columns)}).")
+    return src.paths, raw_labels(src, y)
 
 
 def _trained(predictor: "Predictor") -> dict:
@@ -49,16 +44,12 @@ def _trained(predictor: "Predictor") -> dict:
     return (predictor.config.get("recipe") or {}).get("data") or {}
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and pd.isna(v))
-
-
 def _encode(predictor: "Predictor", paths: list[Path], raw: list[Any]) -> torch.Tensor:
     kind, classes = predictor.kind, list(predictor.classes or [])
     if kind == "regression":
         return numeric_values(raw, paths, "the labels (this model predicts numbers)")
     delim = _trained(predictor).get("label_delim")
-    sets = [_split_multi(v, delim) for v in raw] if kind == "multi" else [[] if _missing(v) else [str(v)] for v in raw]
+    sets = [_split_multi(v, delim) for v in raw] if kind == "multi" else [[] if is_missing(v) else [str(v)] for v in raw]
     for path, labels in zip(paths, sets):
         if kind == "single" and not labels:
             raise DataError(f"{path}: has no label. Fill it in or drop that row.")

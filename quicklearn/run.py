@@ -22,7 +22,7 @@ from .errors import ConfigError, DataError
 from .fileio import write_json
 from .models.heads import HeadConfig
 
-__all__ = ["RunResult", "infer_task", "check_out_dir", "prepare_out_dir", "learner_kwargs", "run_recipe", "default_out_dir"]
+__all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "run_recipe", "default_out_dir"]
 
 log = logging.getLogger("quicklearn")
 
@@ -88,13 +88,6 @@ def check_out_dir(out: Path, overwrite: bool, resume: bool) -> bool:
     return False
 
 
-def prepare_out_dir(out: Path, overwrite: bool, resume: bool) -> None:
-    """check_out_dir, then empty (for --overwrite) and create the folder."""
-    if check_out_dir(out, overwrite, resume):
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def learner_kwargs(recipe: VisionRecipe) -> dict[str, Any]:
     """The keyword arguments of `vision_learner` that the recipe's data, transforms, model and training sections say."""
     kw: dict[str, Any] = {}
@@ -116,14 +109,16 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     if not data:
         raise ConfigError("no data: give --data PATH or set data.path in the recipe.")
     out = Path(out or recipe.output.out or default_out_dir(data))
-    check_out_dir(out, overwrite, resume)
+    empty_first = check_out_dir(out, overwrite, resume)  # refuse before any work; change nothing until the data loads
     from .vision import vision_learner
 
     t0 = time.perf_counter()
     recipe_dict = recipe.model_dump(mode="json")
     recipe_dict["output"]["out"] = str(out)
     learn = vision_learner(data, path=out, progress=progress, recipe=recipe_dict, **learner_kwargs(recipe))
-    prepare_out_dir(out, overwrite, resume)
+    if empty_first:
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
     learn.fine_tune(**recipe.fit.model_dump(), resume=resume)
     wall = time.perf_counter() - t0
     metrics = learn.validate()

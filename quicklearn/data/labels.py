@@ -18,7 +18,7 @@ import torch
 from ..errors import DataError
 from .sources import ItemSource
 
-__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values"]
+__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing"]
 
 TargetKind = Literal["single", "multi", "regression"]
 
@@ -79,7 +79,7 @@ def get_targets(
     label_delim: str | None = None,
 ) -> Targets:
     """Label every item of `source` and encode the labels; `kind` is inferred when None."""
-    raw = _raw_labels(source, y)
+    raw = raw_labels(source, y)
     if kind is None:
         # Multi-label is only inferred from a CSV column: folder names with spaces are single labels.
         kind = _infer_kind(raw, label_delim, allow_multi=isinstance(y, str) and source.frame is not None)
@@ -93,7 +93,7 @@ def get_targets(
             for c in s:
                 values[i, vocab.index(c)] = 1.0
         return Targets("multi", values, vocab)
-    missing = [p for p, v in zip(source.paths, raw) if v is None or (isinstance(v, float) and pd.isna(v))]
+    missing = [p for p, v in zip(source.paths, raw) if is_missing(v)]
     if missing:
         raise DataError(f"{len(missing)} item(s) have no label, first {missing[0]}: fill in target {y!r} or drop them.")
     vocab = Vocab.from_labels(raw)
@@ -119,7 +119,13 @@ def numeric_values(raw: Sequence[Any], paths: Sequence[Path], what: str) -> torc
     return values
 
 
-def _raw_labels(source: ItemSource, y: str | Callable[[Path], Any] | None) -> list[Any]:
+def is_missing(value: Any) -> bool:
+    """An empty label: None, or NaN as pandas reads an empty CSV cell."""
+    return value is None or (isinstance(value, float) and pd.isna(value))
+
+
+def raw_labels(source: ItemSource, y: str | Callable[[Path], Any] | None) -> list[Any]:
+    """Each item's label before encoding: parent folder name, column value (with "did you mean"), regex group, or y(path)."""
     if y is None:
         return [parent_label(p) for p in source.paths]
     if callable(y):
@@ -141,7 +147,7 @@ def _raw_labels(source: ItemSource, y: str | Callable[[Path], Any] | None) -> li
 
 
 def _split_multi(value: Any, delim: str | None) -> list[str]:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
+    if is_missing(value):
         return []
     text = str(value)
     parts = text.split(delim) if delim else re.split(r"[\s,;|]+", text)
