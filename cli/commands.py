@@ -129,9 +129,7 @@ def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None,
     preds = model.predict(paths)
     rows = [{"path": str(p), "prediction": pr.label if not isinstance(pr.label, list) else " ".join(pr.label),
              "probability": pr.probability} for p, pr in zip(paths, preds)]
-    if frame is not None and len(frame) == len(rows):
-        import pandas as pd
-
+    if frame is not None and len(frame) == len(rows):  # a CSV input: its rows with the predictions appended
         df = frame.copy()
         df["prediction"] = [r["prediction"] for r in rows]
         df["probability"] = [r["probability"] for r in rows]
