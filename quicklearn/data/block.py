@@ -20,7 +20,8 @@ import torch
 from ..errors import DataError
 from .augment import AugmentConfig, Normalize
 from .labels import TargetKind, Vocab, get_targets
-from .loaders import BatchLoader, decode_all
+from .cache import cached_images
+from .loaders import BatchLoader
 from .pipeline import ImagePipeline, default_presize
 from .sources import ItemSource, csv_source, folder_source
 from .split import (
@@ -60,8 +61,6 @@ class DataLoaders:
             dl.device = device
             if channels_last is not None:
                 dl.channels_last = channels_last
-            if device.type == "cuda" and not dl.images.is_pinned():
-                dl.images = dl.images.pin_memory()
         return self
 
     def decode_target(self, y: torch.Tensor) -> list[str] | list[float]:
@@ -143,10 +142,14 @@ def image_dataloaders(
 
     presize = presize or default_presize(size)
     pipeline = ImagePipeline(size, presize, resize_mode, channels, normalize or Normalize.for_arch(arch, channels))
-    train_imgs, train_ok, errs_t = decode_all([source.paths[i] for i in train_idx], [pipeline.item], channels, num_workers,
-                                              "decoding train images")
-    valid_imgs, valid_ok, errs_v = decode_all([source.paths[i] for i in valid_idx], [pipeline.item], channels, num_workers,
-                                              "decoding valid images")
+    decoded = [
+        cached_images([source.paths[i] for i in idx], pipeline, num_workers=num_workers, description=f"decoding {name} images")
+        for idx, name in ((train_idx, "train"), (valid_idx, "valid"))
+    ]
+    (train_imgs, train_ok, errs_t), (valid_imgs, valid_ok, errs_v) = [(d.images, d.ok, d.errors) for d in decoded]
+    reused = [d.file.name for d in decoded if d.origin in ("cache", "mapped") and d.file]
+    if reused:
+        log.info("decoded images read from the image cache (%s): nothing to decode", ", ".join(reused))
     errors = errs_t + errs_v
     if errors:
         log.warning("skipped %d unreadable image(s): %s%s", len(errors), "; ".join(errors[:3]),
@@ -162,7 +165,8 @@ def image_dataloaders(
         stats = (float(tv.mean()), float(tv.std()) if len(tv) > 1 and float(tv.std()) > 0 else 1.0)
     dev = torch.device(device)
     bs_train = min(bs, len(train_idx))
-    train = BatchLoader(train_imgs, tv, pipeline, bs=bs_train, shuffle=True, drop_last=True, augment=aug, seed=seed, device=dev)
+    train = BatchLoader(train_imgs, tv, pipeline, bs=bs_train, shuffle=True, drop_last=True, augment=aug, seed=seed,
+                        device=dev)
     valid = BatchLoader(valid_imgs, vv, pipeline, bs=bs * 2, shuffle=False, device=dev)
     return DataLoaders(
         train, valid, targets.kind, targets.vocab, pipeline,

@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..errors import DataError
 from ..progress import progress
 from .augment import AugmentConfig, augment_batch
 from .images import UnreadableImage, decode_image
@@ -69,8 +70,14 @@ def decode_all(
     channels: int,
     num_workers: int | None = None,
     description: str = "decoding images",
+    out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[int], list[str]]:
-    """Decode every path once into one uint8 tensor (N_ok, C, S, S); returns it, the indices that decoded, and the errors."""
+    """Decode every path once into one uint8 tensor (N_ok, C, S, S); returns it, the indices that decoded, and the errors.
+
+    Images are written one by one into `out` (N slots: RAM or a memory-mapped file, see `data.cache`), or into a
+    buffer allocated at the first image's shape, never into a list that is stacked afterwards (which would need
+    twice the memory). Unreadable files leave no gap: the result is the first N_ok slots.
+    """
     if not paths:
         return torch.empty(0, dtype=torch.uint8), [], []
     nw = num_workers
@@ -78,21 +85,28 @@ def decode_all(
         nw = min(default_num_workers(), len(paths) // 32)  # tiny sets: worker start-up costs more than it saves
         nw = 0 if nw == 1 else nw  # measured: a single worker is slower than decoding in the main process
     ds = DecodeDataset(paths, item_tfms, channels)
-    loader = DataLoader(ds, batch_size=16, num_workers=nw, collate_fn=_collate)
-    images: list[torch.Tensor | None] = [None] * len(paths)
+    loader = DataLoader(ds, batch_size=16, num_workers=nw, collate_fn=_collate)  # yields in order
+    ok: list[int] = []
     errors: list[str] = []
     with progress() as bar:
         task = bar.add_task(description, total=len(paths), info="") if bar else None
         for batch in loader:
             for i, img, err in batch:
-                images[i] = img
-                if err:
+                if img is None:
                     errors.append(err)
+                    continue
+                if out is None:
+                    out = torch.empty((len(paths), *img.shape), dtype=torch.uint8)
+                if tuple(img.shape) != tuple(out.shape[1:]):
+                    raise DataError(f"{paths[i]}: the item transforms gave shape {tuple(img.shape)}, but earlier images "
+                                    f"gave {tuple(out.shape[1:])}; item transforms must end in one fixed size (e.g. Resize).")
+                out[len(ok)] = img
+                ok.append(i)
             if bar:
                 bar.advance(task, len(batch))
-    ok = [i for i, img in enumerate(images) if img is not None]
-    stacked = torch.stack([images[i] for i in ok]) if ok else torch.empty(0, dtype=torch.uint8)
-    return stacked, ok, errors
+    if out is None:
+        return torch.empty(0, dtype=torch.uint8), [], errors
+    return out[: len(ok)], ok, errors
 
 
 @dataclass
@@ -116,8 +130,11 @@ class BatchLoader:
     epoch: int = 0
 
     def __post_init__(self) -> None:
-        if self.device.type == "cuda":
-            self.images = self.images.pin_memory()
+        # Two pinned staging buffers for host->GPU copies, used in turn: a batch is gathered into one while the
+        # other's asynchronous copy may still run. (Pinning the whole image array would not help: indexing it
+        # allocates a new, unpinned tensor; and it would load a memory-mapped cache into RAM.)
+        self._staging: list[tuple[torch.Tensor, torch.cuda.Event | None]] = []
+        self._slot = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -143,9 +160,8 @@ class BatchLoader:
             yield self.make_batch(idx, aug_gen)
 
     def make_batch(self, idx: torch.Tensor, aug_gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        non_blocking = self.device.type == "cuda"
-        x = self.images[idx].to(self.device, non_blocking=non_blocking)
-        y = self.targets[idx].to(self.device, non_blocking=non_blocking)
+        x = self._gather(idx)
+        y = self.targets[idx].to(self.device, non_blocking=self.device.type == "cuda")
         if self.augment is not None and self.augment.enabled:
             x = self.pipeline.normalize(augment_batch(x, self.pipeline.size, self.augment, aug_gen or torch.Generator()))
         else:
@@ -153,6 +169,25 @@ class BatchLoader:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y
+
+    def _gather(self, idx: torch.Tensor) -> torch.Tensor:
+        """The uint8 images at `idx`, on the device (through a pinned staging buffer for CUDA)."""
+        if self.device.type != "cuda":
+            return self.images[idx].to(self.device)
+        if not self._staging:
+            shape = (max(self.bs, 1), *self.images.shape[1:])
+            self._staging = [(torch.empty(shape, dtype=torch.uint8).pin_memory(), None) for _ in range(2)]
+        self._slot = (self._slot + 1) % 2
+        buf, done = self._staging[self._slot]
+        if done is not None:
+            done.synchronize()  # this buffer's previous copy has finished: safe to overwrite
+        out = buf[: len(idx)]
+        torch.index_select(self.images, 0, idx, out=out)
+        x = out.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._staging[self._slot] = (buf, event)
+        return x
 
     @property
     def n(self) -> int:

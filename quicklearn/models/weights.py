@@ -26,6 +26,7 @@ import torch
 from filelock import FileLock
 from torch import Tensor
 
+from ..cachedir import cache_dir
 from ..errors import ConfigError, WeightsError
 from ..fileio import atomic_path, write_json
 
@@ -73,15 +74,6 @@ class MappingReport:
     by_position: int = 0
     missing: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
-
-
-def cache_dir() -> Path:
-    """quicklearn's cache: $QUICKLEARN_CACHE, else $XDG_CACHE_HOME/quicklearn, else ~/.cache/quicklearn."""
-    if os.environ.get("QUICKLEARN_CACHE"):
-        return Path(os.environ["QUICKLEARN_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "quicklearn"
-    return Path.home() / ".cache" / "quicklearn"
 
 
 def weights_dir() -> Path:
