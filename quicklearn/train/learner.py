@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError, TrainingError
 from ..fileio import atomic_path
+from ..runtime import tune_cpu_allocator
 from .callbacks import Callback, Checkpoint, HistoryLogger, ProgressCallback
 from .metrics import GREATER_IS_BETTER, KIND_METRICS, default_metrics, get_metric
 from .optim import group_lrs, make_optimizer
@@ -100,6 +101,8 @@ class Learner:
         self.dls, self.model = dls, model
         self.kind = dls.kind
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()  # measured 1.8x faster CPU training; see quicklearn/runtime.py
         # channels_last by default on every device: measured on the 2-core CPU (benchmarks/vs_fastai.py' profile),
         # one fwd+bwd at bs 32: lite0 3.34 -> 2.37 s, lite2 2.96 -> 1.86 s, resnet18 3.21 -> 2.51 s, convnext_atto equal.
         self.channels_last = True if channels_last is None else channels_last
