@@ -156,16 +156,26 @@ def worker(args: argparse.Namespace) -> None:
 
 
 # ---- the driver ----------------------------------------------------------------------------------------------
+def _pss_kb(pid: int) -> int:
+    """Proportional set size of one process from /proc/<pid>/smaps_rollup (cheap: the kernel sums it)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _tree_pss_mb(proc) -> float:
     import psutil
 
-    total = 0
-    for p in [proc, *proc.children(recursive=True)]:
-        try:
-            total += p.memory_full_info().pss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
-    return total / 2**20
+    try:
+        pids = [proc.pid, *(c.pid for c in proc.children(recursive=True))]
+    except psutil.NoSuchProcess:
+        return 0.0
+    return sum(_pss_kb(pid) for pid in pids) / 1024
 
 
 def launch(run: str, data: Path, seed: int, weights_file: str, cache: Path) -> dict:
@@ -178,11 +188,8 @@ def launch(run: str, data: Path, seed: int, weights_file: str, cache: Path) -> d
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     ps, peak = psutil.Process(proc.pid), 0.0
     while proc.poll() is None:
-        try:
-            peak = max(peak, _tree_pss_mb(ps))
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.5)
+        peak = max(peak, _tree_pss_mb(ps))
+        time.sleep(1.0)
     out, err = proc.communicate()
     lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -214,6 +221,8 @@ def main() -> None:
         worker(args)
         return
 
+    if not (args.data / "train").is_dir() or not (args.data / "val").is_dir():
+        raise SystemExit(f"{args.data}: expected train/ and val/ folders (hymenoptera); pass --data DIR")
     import torch
 
     tmp = Path(tempfile.mkdtemp(prefix="ql-vs-fastai-"))
