@@ -67,6 +67,11 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help="Random seed [default: 42].")] = None,
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:1 | mps.")] = None,
     valid_pct: Annotated[Optional[float], typer.Option(help="Validation share when the data has no split [default: 0.2].")] = None,
+    split: Annotated[Optional[str], typer.Option(help="auto | random | stratified; tables also column:NAME | time:NAME.")] = None,
+    cat: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to treat as categorical.")] = None,
+    cont: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to treat as continuous.")] = None,
+    drop: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to leave out.")] = None,
+    date_parts: Annotated[Optional[bool], typer.Option("--date-parts", help="Tables: use date columns as year/month/day of week/elapsed.")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: runs/<data>-<time>].")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")] = False,
@@ -77,7 +82,7 @@ def train(
     commands.train(
         data=data, recipe=recipe, task=task, target=target, arch=arch, weights=weights, epochs=epochs,
         freeze_epochs=freeze_epochs, lr=lr, size=size, bs=bs, seed=seed, device=device, valid_pct=valid_pct,
-        out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
+        split=split, cat=cat, cont=cont, drop=drop, date_parts=date_parts, out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
     )
 
 

@@ -41,14 +41,19 @@ def _resolve_recipe(recipe: str | None, task: str | None, data: str | None, cons
     return parse_recipe({"task": task})
 
 
+def _names(value: str | None) -> list[str] | None:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
 def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, lr, size, bs, seed, device, valid_pct,
-          out, overwrite, resume, print_config, console: Console) -> None:
+          out, overwrite, resume, print_config, console: Console, split=None, cat=None, cont=None, drop=None,
+          date_parts=None) -> None:
     from quicklearn.config import merge_overrides
     from quicklearn.run import default_out_dir, run_recipe
 
     notes = Console(stderr=True) if print_config else console  # --print-config: stdout is the YAML alone
     base = _resolve_recipe(recipe, task, data, notes)
-    if data is None and base.data.path is None:
+    if data is None and base.data.path is None and base.task == "vision":
         data = str(_bundled_sample())
         notes.print(f"no --data given: using the bundled sample ({data})", highlight=False)
     bs_value: Any = None if bs is None else (bs if bs == "auto" else _int(bs, "--bs"))
@@ -56,10 +61,18 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
         "data.path": data, "data.y": target, "data.valid_pct": valid_pct, "model.arch": arch, "model.weights": weights,
         "fit.epochs": epochs, "fit.freeze_epochs": freeze_epochs, "fit.base_lr": lr, "transforms.size": size,
         "training.bs": bs_value, "training.seed": seed, "training.device": device,
-        "output.out": str(out) if out else None,
+        "output.out": str(out) if out else None, "data.splitter": split,
     }
+    table_only = {"data.cat_names": _names(cat), "data.cont_names": _names(cont), "data.drop": _names(drop),
+                  "data.date_parts": date_parts}
+    given = [k for k, v in table_only.items() if v is not None]
+    if given and base.task != "tabular":
+        raise ConfigError(f"--{given[0].split('.')[1].replace('_names', '').replace('_', '-')} is for tables (--task tabular).")
+    overrides.update(table_only)
     if base.task != "vision":
         overrides = {k: v for k, v in overrides.items() if not k.startswith(("transforms.", "model."))}
+        if bs_value == "auto":
+            raise ConfigError("--bs auto is for images; give a number for tables and texts.")
     resolved = merge_overrides(base, overrides)
     if print_config:
         console.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False,
@@ -75,17 +88,23 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
             f"training [bold]{m.arch}[/] (weights: {m.weights or 'none'}) on {resolved.data.path} at {t.size}px, "
             f"batch size {resolved.training.bs}, {f.freeze_epochs} frozen + {f.epochs} unfrozen epochs, device {resolved.training.device}"
             f" -> {out_dir}", highlight=False)
+    elif resolved.task == "tabular":
+        f = resolved.fit
+        console.print(f"training a tabular model on {resolved.data.path}, target {resolved.data.y!r}, "
+                      f"{f.epochs} epochs, batch size {resolved.training.bs} -> {out_dir}", highlight=False)
     result = run_recipe(resolved, out=out_dir, overwrite=overwrite, resume=resume)
     learn = result.learner
     dls = learn.dls
     table = Table(title=f"done in {result.wall_s:.0f} s", show_header=False)
     table.add_column("")
     table.add_column("")
-    table.add_row("train / valid images", f"{dls.train.n} / {dls.valid.n}")
+    items = "rows" if resolved.task == "tabular" else "images"
+    table.add_row(f"train / valid {items}", f"{dls.train.n} / {dls.valid.n}")
     if dls.vocab:
         classes = ", ".join(dls.vocab.classes[:8]) + (" ..." if len(dls.vocab) > 8 else "")
         table.add_row("classes", classes)
-    table.add_row("weights", learn.config["model"]["weights"])
+    if "weights" in learn.config["model"]:
+        table.add_row("weights", learn.config["model"]["weights"])
     for k, v in result.metrics.items():
         table.add_row(f"valid {k}", f"{v:.4f}")
     table.add_row("model folder", str(result.out))
@@ -125,6 +144,9 @@ def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None,
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"--format {fmt!r}: use table, csv or json.")
     model = ql.load(model_dir)
+    if getattr(model, "config", {}).get("task") == "tabular":
+        _predict_table(model, inputs, fmt, out_file, console)
+        return
     paths, frame = _collect_inputs(inputs)
     preds = model.predict(paths)
     rows = [{"path": str(p), "prediction": pr.label if not isinstance(pr.label, list) else " ".join(pr.label),
@@ -158,6 +180,36 @@ def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None,
         for r in rows:
             prob = "" if r["probability"] is None else f"{r['probability']:.3f}"
             table.add_row(r["path"], str(r["prediction"]), prob)
+        console.print(table)
+
+
+def _predict_table(model: Any, inputs: list[str], fmt: str, out_file: Path | None, console: Console) -> None:
+    """A tabular model: each CSV's rows with the prediction columns appended (one CSV, or several in turn)."""
+    import pandas as pd
+
+    if not inputs or not all(Path(i).suffix.lower() in (".csv", ".tsv", ".txt") for i in inputs):
+        raise DataError(f"a tabular model predicts on CSV files; got {inputs[0] if inputs else 'nothing'}.")
+    df = pd.concat([model.predict(Path(i).expanduser()) for i in inputs], ignore_index=True)
+    if out_file:
+        if out_file.suffix.lower() == ".json":
+            out_file.write_text(df.to_json(orient="records", indent=2))
+        else:
+            df.to_csv(out_file, index=False)
+        console.print(f"wrote {len(df)} predictions to {out_file}", highlight=False)
+    elif fmt == "json":
+        console.print_json(df.to_json(orient="records"))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        df.to_csv(buf, index=False)
+        console.print(buf.getvalue(), end="", highlight=False, markup=False, soft_wrap=True)
+    else:
+        shown = df[[c for c in df.columns if c.endswith(("_pred", "_prob"))]]
+        table = Table()
+        table.add_column("row", justify="right")
+        for col in shown.columns:
+            table.add_column(col, justify="right")
+        for i, row in shown.iterrows():
+            table.add_row(str(i), *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
         console.print(table)
 
 

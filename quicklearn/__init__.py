@@ -19,7 +19,7 @@ from .errors import ConfigError, DataError, QuicklearnError, TrainingError, Weig
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     # the three-line API
-    "vision_learner": "quicklearn.vision", "load": "quicklearn.export",
+    "vision_learner": "quicklearn.vision", "tabular_learner": "quicklearn.tabular", "load": "quicklearn.export",
     # data
     "image_dataloaders": "quicklearn.data.block", "DataLoaders": "quicklearn.data.block",
     "AugmentConfig": "quicklearn.data.augment", "Normalize": "quicklearn.data.augment",
@@ -28,17 +28,23 @@ _EXPORTS: dict[str, str] = {
     "RegexLabel": "quicklearn.data.labels", "parent_label": "quicklearn.data.labels", "Vocab": "quicklearn.data.labels",
     "RandomSplitter": "quicklearn.data.split", "StratifiedSplitter": "quicklearn.data.split",
     "FolderSplitter": "quicklearn.data.split", "ColumnSplitter": "quicklearn.data.split", "IndexSplitter": "quicklearn.data.split",
+    "TimeSplitter": "quicklearn.data.split",
+    "tabular_dataloaders": "quicklearn.tabular", "ColumnRoles": "quicklearn.data.tabular",
+    "TabularProcessor": "quicklearn.data.tabular", "infer_roles": "quicklearn.data.tabular",
     # models
     "DEFAULT_ARCH": "quicklearn.models.backbones", "create_body": "quicklearn.models.backbones",
     "build_model": "quicklearn.models.model", "TransferModel": "quicklearn.models.model",
     "HeadConfig": "quicklearn.models.heads", "import_weights": "quicklearn.models.weights",
+    "TabularModel": "quicklearn.models.tabular",
     # training
     "Learner": "quicklearn.train.learner", "LRFindResult": "quicklearn.train.learner",
     "Callback": "quicklearn.train.callbacks", "ProgressCallback": "quicklearn.train.callbacks",
     "HistoryLogger": "quicklearn.train.callbacks", "EarlyStopping": "quicklearn.train.callbacks",
     "SaveBest": "quicklearn.train.callbacks", "Checkpoint": "quicklearn.train.callbacks",
     # results
-    "Predictor": "quicklearn.export", "Prediction": "quicklearn.export",
+    "Predictor": "quicklearn.export", "Prediction": "quicklearn.export", "TabularPredictor": "quicklearn.tabular_predictor",
+    # process settings
+    "tune_cpu_allocator": "quicklearn.runtime",
 }
 
 __all__ = [
@@ -64,13 +70,18 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .data.augment import AugmentConfig, Normalize
     from .data.block import DataLoaders, image_dataloaders
     from .data.labels import RegexLabel, Vocab, parent_label
-    from .data.split import ColumnSplitter, FolderSplitter, IndexSplitter, RandomSplitter, StratifiedSplitter
+    from .data.split import ColumnSplitter, FolderSplitter, IndexSplitter, RandomSplitter, StratifiedSplitter, TimeSplitter
+    from .data.tabular import ColumnRoles, TabularProcessor, infer_roles
     from .data.transforms import CenterCrop, RandomResizedCrop, Resize
     from .export import Prediction, Predictor, load
     from .models.backbones import DEFAULT_ARCH, create_body
     from .models.heads import HeadConfig
     from .models.model import TransferModel, build_model
+    from .models.tabular import TabularModel
     from .models.weights import import_weights
+    from .runtime import tune_cpu_allocator
+    from .tabular import tabular_dataloaders, tabular_learner
+    from .tabular_predictor import TabularPredictor
     from .train.callbacks import Callback, Checkpoint, EarlyStopping, HistoryLogger, ProgressCallback, SaveBest
     from .train.learner import Learner, LRFindResult
     from .vision import vision_learner

@@ -123,27 +123,56 @@ class VisionRecipe(_Recipe):
     model: VisionModel = VisionModel()
 
 
-# ---- tabular and text: schema defined here; the tabular and text issues make them run ----------------
+# ---- tabular ------------------------------------------------------------------------------------------
 class TabularData(_Section):
-    path: str | None = None
-    y: str | None = None
-    cat_names: list[str] | None = None
-    cont_names: list[str] | None = None
-    splitter: Literal["auto", "random", "stratified"] = "auto"
+    path: str | None = Field(None, description="A CSV file.")
+    y: str | None = Field(None, description="The target column.")
+    kind: Literal["single", "regression"] | None = Field(None, description="Classification or regression (inferred when empty).")
+    cat_names: list[str] | None = Field(None, description="Columns to treat as categorical (the rest inferred).")
+    cont_names: list[str] | None = Field(None, description="Columns to treat as continuous (the rest inferred).")
+    drop: list[str] = Field([], description="Columns to leave out.")
+    date_parts: bool = Field(False, description="Split date columns into year, month, day of week and elapsed days.")
+    splitter: str = Field("auto", pattern=r"^(auto|random|stratified|column:.+|time:.+)$",
+                          description="auto | random | stratified | column:NAME (a boolean column) | time:NAME (latest rows validate).")
     valid_pct: float = Field(0.2, gt=0, lt=1)
 
 
-class TabularModel(_Section):
-    layers: list[int] = [200, 100]
-    dropout: float = 0.1
+class TabularModelSection(_Section):
+    layers: list[Annotated[int, Field(ge=1)]] = Field([200, 100], description="Hidden layer sizes of the MLP.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    embed_dropout: float = Field(0.0, ge=0, lt=1)
+    y_range: list[float] | Literal["auto"] | None = Field(None, description="Regression: squash outputs into [lo, hi], or auto.")
+
+
+class TabularTraining(_Section):
+    bs: int = Field(64, ge=1)
+    metrics: list[str] | None = None
+    monitor: str | None = None
+    opt: Literal["adamw", "sgd"] = "adamw"
+    wd: float = 0.01
+    class_weights: list[float] | Literal["balanced"] | None = None
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    grad_clip: float | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"
+    seed: int = 42
+
+
+class TabularFit(FitSection):
+    epochs: int = Field(5, ge=0, description="Epochs of one-cycle training.")
+    base_lr: float = Field(2e-2, gt=0, description="Peak learning rate x2 (fine_tune halves it).")
+    freeze_epochs: int = Field(0, ge=0, description="Nothing to freeze in a table model: 0.")
 
 
 class TabularRecipe(_Recipe):
     task: Literal["tabular"]
     data: TabularData = TabularData()
-    model: TabularModel = TabularModel()
+    model: TabularModelSection = TabularModelSection()
+    training: TabularTraining = TabularTraining()
+    fit: TabularFit = TabularFit()
 
 
+# ---- text: schema defined here; the text issue makes it run ---------------------------------------------
 class TextData(_Section):
     path: str | None = None
     text_col: str | None = None

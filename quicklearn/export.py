@@ -26,6 +26,7 @@ from .fileio import atomic_path, write_json
 if TYPE_CHECKING:
     from PIL import Image
 
+    from .tabular_predictor import TabularPredictor
     from .train.learner import Learner
 
 __all__ = ["export_learner", "load", "Predictor", "Prediction", "FORMAT_VERSION"]
@@ -37,7 +38,8 @@ WEIGHTS, CONFIG = "model.safetensors", "config.json"
 def export_learner(learn: "Learner", path: str | Path) -> Path:
     """Write `learn`'s model to the directory `path` (created if needed); files are replaced atomically."""
     model_config = learn.config.get("model", {})
-    if not {"arch", "n_out"} <= set(model_config):
+    task = learn.config.get("task", "vision")
+    if task == "vision" and not {"arch", "n_out"} <= set(model_config):
         raise QuicklearnError("export needs the model's arch and n_out in learn.config['model'] "
                               "(set by vision_learner); build the Learner with vision_learner, or set them.")
     path = Path(path)
@@ -49,15 +51,18 @@ def export_learner(learn: "Learner", path: str | Path) -> Path:
     config = {
         "format_version": FORMAT_VERSION,
         "quicklearn_version": __version__,
-        "task": "vision",
+        "task": task,
         "model": model_config,
         "kind": dls.kind,
         "classes": list(dls.vocab.classes) if dls.vocab else None,
         "target_stats": [learn.y_mean, learn.y_std] if dls.kind == "regression" else None,
-        "pipeline": dls.pipeline.to_dict(),
         "recipe": learn.config.get("recipe"),
         "thresh": 0.5,
     }
+    if task == "tabular":
+        config.update(target=dls.y, processor=dls.processor.to_dict(), roles=dls.roles.to_dict())
+    else:
+        config["pipeline"] = dls.pipeline.to_dict()
     write_json(path / CONFIG, config)
     return path
 
@@ -154,8 +159,9 @@ class Predictor:
         return Prediction(classes[i], float(p[i]), {c: float(v) for c, v in zip(classes, p)})
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
-    """Load a model directory written by `Learner.export` (or `quicklearn train`)."""
+def load(path: str | Path, device: str | torch.device = "cpu") -> "Predictor | TabularPredictor":
+    """Load a model directory written by `Learner.export` (or `quicklearn train`): a Predictor for images,
+    a TabularPredictor for tables."""
     from .models.heads import HeadConfig
     from .models.model import TransferModel
     from .models.backbones import create_body
@@ -171,6 +177,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     made_by = config.get("quicklearn_version", "unknown")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise QuicklearnError(f"{path} was written by quicklearn {made_by} in a newer format; upgrade quicklearn to load it.")
+    if config.get("task") == "tabular":
+        from .tabular_predictor import TabularPredictor
+
+        return TabularPredictor.from_files(path, config, load_file(str(path / WEIGHTS)), device)
     try:
         m = config["model"]
         body, _ = create_body(m["arch"], weights=None, in_chans=int(m.get("in_chans", 3)))

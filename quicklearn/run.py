@@ -22,7 +22,7 @@ from .errors import ConfigError, DataError
 from .fileio import write_json
 from .models.heads import HeadConfig
 
-__all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "run_recipe", "default_out_dir"]
+__all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "tabular_kwargs", "run_recipe", "default_out_dir"]
 
 log = logging.getLogger("quicklearn")
 
@@ -100,22 +100,40 @@ def learner_kwargs(recipe: VisionRecipe) -> dict[str, Any]:
     return kw
 
 
+def tabular_kwargs(recipe: TabularRecipe) -> dict[str, Any]:
+    """The keyword arguments of `tabular_learner` that the recipe's data, model and training sections say."""
+    kw: dict[str, Any] = {}
+    for section in (recipe.data, recipe.model, recipe.training):
+        kw.update({k: getattr(section, k) for k in type(section).model_fields})
+    kw.pop("path")
+    if isinstance(kw.get("y_range"), list):
+        kw["y_range"] = tuple(kw["y_range"])
+    return kw
+
+
 def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | Path | None = None, overwrite: bool = False,
                resume: bool = False, progress: bool | None = None) -> RunResult:
     """Train what `recipe` describes and write the model directory; returns where and the final metrics."""
-    if not isinstance(recipe, VisionRecipe):
-        raise ConfigError(f"task {recipe.task!r}: training for this task is not available in this version yet; only vision runs today.")
+    if isinstance(recipe, TextRecipe):
+        raise ConfigError(f"task {recipe.task!r}: training for this task is not available in this version yet; vision and tabular run today.")
     data = recipe.data.path
     if not data:
         raise ConfigError("no data: give --data PATH or set data.path in the recipe.")
     out = Path(out or recipe.output.out or default_out_dir(data))
     empty_first = check_out_dir(out, overwrite, resume)  # refuse before any work; change nothing until the data loads
-    from .vision import vision_learner
-
     t0 = time.perf_counter()
     recipe_dict = recipe.model_dump(mode="json")
     recipe_dict["output"]["out"] = str(out)
-    learn = vision_learner(data, path=out, progress=progress, recipe=recipe_dict, **learner_kwargs(recipe))
+    if isinstance(recipe, TabularRecipe):
+        if not recipe.data.y:
+            raise ConfigError("tabular data needs its target column: give --target COLUMN or set data.y in the recipe.")
+        from .tabular import tabular_learner
+
+        learn = tabular_learner(data, path=out, progress=progress, recipe=recipe_dict, **tabular_kwargs(recipe))
+    else:
+        from .vision import vision_learner
+
+        learn = vision_learner(data, path=out, progress=progress, recipe=recipe_dict, **learner_kwargs(recipe))
     if empty_first:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)

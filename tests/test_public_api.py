@@ -19,6 +19,9 @@ def test_public_surface_is_stable():
         "build_model", "TransferModel", "HeadConfig", "import_weights", "Learner", "LRFindResult", "Callback",
         "ProgressCallback", "HistoryLogger", "EarlyStopping", "SaveBest", "Checkpoint", "Predictor", "Prediction",
         "QuicklearnError", "DataError", "ConfigError", "WeightsError", "TrainingError",
+        # tables (issue 7) and process settings (issue 6)
+        "tabular_learner", "tabular_dataloaders", "TimeSplitter", "ColumnRoles", "TabularProcessor", "infer_roles",
+        "TabularModel", "TabularPredictor", "tune_cpu_allocator",
     }
     assert set(ql.__all__) == expected
 

@@ -136,9 +136,9 @@ def test_recipe_without_data_path_is_a_clear_error_when_training(tmp_path: Path)
         run_recipe(missing, out=tmp_path / "out2")
 
 
-def test_non_vision_recipes_do_not_train_yet(tmp_path: Path) -> None:
-    recipe = merge_overrides(load_recipe("tabular"), {"data.path": str(tmp_path / "t.csv")})
-    with pytest.raises(ConfigError, match="'tabular'.*not available"):
+def test_text_recipes_do_not_train_yet(tmp_path: Path) -> None:
+    recipe = merge_overrides(load_recipe("text"), {"data.path": str(tmp_path / "t.csv")})
+    with pytest.raises(ConfigError, match="'text'.*not available"):
         run_recipe(recipe, out=tmp_path / "out")
 
 

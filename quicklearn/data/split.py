@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
+import pandas as pd
 import torch
 
 from ..errors import DataError
@@ -13,7 +14,7 @@ from .labels import Targets
 from .sources import ItemSource
 
 __all__ = [
-    "Splitter", "RandomSplitter", "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter",
+    "Splitter", "RandomSplitter", "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter", "TimeSplitter",
     "auto_splitter", "check_split",
 ]
 
@@ -122,6 +123,29 @@ class IndexSplitter:
             n = len(source)
             raise DataError(f"IndexSplitter: valid index {bad[0]} is out of range; the data has {n} items (0..{n - 1}).")
         return [i for i in range(len(source)) if i not in v], sorted(v)
+
+
+@dataclass(frozen=True)
+class TimeSplitter:
+    """The latest `valid_pct` of the rows by `column` (a date or a number) validate: no peeking into the future."""
+
+    column: str
+    valid_pct: float = 0.2
+
+    def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
+        if source.frame is None or self.column not in source.frame.columns:
+            cols = [] if source.frame is None else list(source.frame.columns)
+            raise DataError(f"time split column {self.column!r} not found; columns are {cols}.")
+        col = source.frame[self.column]
+        if not pd.api.types.is_numeric_dtype(col):
+            parsed = pd.to_datetime(col, errors="coerce", format="mixed")
+            if parsed.isna().mean() > 0.5:
+                raise DataError(f"time split column {self.column!r}: most values are neither dates nor numbers "
+                                f"(e.g. {col.iloc[0]!r}). Choose a date or timestamp column.")
+            col = parsed
+        order = col.reset_index(drop=True).sort_values(kind="stable", na_position="first").index.tolist()
+        k = _n_valid(len(order), self.valid_pct)
+        return sorted(order[:-k]), sorted(order[-k:])
 
 
 def _truthy(x: object) -> bool | None:

@@ -1,0 +1,234 @@
+"""`tabular_learner`: a CSV or DataFrame and a target column -> a Learner, in one call.
+
+    learn = ql.tabular_learner("train.csv", y="Survived")
+    learn.fit_one_cycle(5, 1e-2)            # or learn.fine_tune(5) as the recipe does
+    learn.export("titanic_model")
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+
+from .data.labels import TargetKind, Vocab
+from .data.sources import ItemSource
+from .data.split import (
+    ColumnSplitter, RandomSplitter, Splitter, StratifiedSplitter, TimeSplitter, check_split,
+)
+from .data.tabular import (
+    TabularDataLoaders, TabularLoader, TabularProcessor, _cat_keys, check_column, infer_roles, read_frame,
+    tabular_target,
+)
+from .data.labels import Targets
+from .errors import ConfigError, DataError
+from .models.tabular import TabularModel
+from .progress import console
+from .train.callbacks import Callback
+from .train.learner import Learner, Precision
+
+__all__ = ["tabular_learner", "tabular_dataloaders", "resolve_tabular_splitter"]
+
+log = logging.getLogger("quicklearn")
+
+
+def resolve_tabular_splitter(splitter: Splitter | str, frame: pd.DataFrame, kind: TargetKind, valid_pct: float,
+                             seed: int, where: str) -> Splitter:
+    """'auto' (an is_valid column, else stratified for classes, random for numbers), 'random', 'stratified',
+    'column:NAME' (a boolean column marks validation rows), 'time:NAME' (the latest rows by NAME validate),
+    or a Splitter such as IndexSplitter([...])."""
+    if not isinstance(splitter, str):
+        return splitter
+    if splitter == "auto":
+        if "is_valid" in frame.columns:
+            return ColumnSplitter("is_valid")
+        return StratifiedSplitter(valid_pct, seed) if kind == "single" else RandomSplitter(valid_pct, seed)
+    if splitter == "random":
+        return RandomSplitter(valid_pct, seed)
+    if splitter == "stratified":
+        return StratifiedSplitter(valid_pct, seed)
+    for prefix, cls in (("column:", ColumnSplitter), ("time:", TimeSplitter)):
+        if splitter.startswith(prefix):
+            name = splitter[len(prefix):]
+            check_column(frame, name, "split", where)
+            return cls(name) if cls is ColumnSplitter else TimeSplitter(name, valid_pct)
+    raise ConfigError(f"splitter={splitter!r}: use 'auto', 'random', 'stratified', 'column:NAME', 'time:NAME' or a Splitter.")
+
+
+def tabular_dataloaders(
+    data: str | Path | pd.DataFrame,
+    y: str,
+    *,
+    kind: TargetKind | None = None,
+    cat_names: Sequence[str] | None = None,
+    cont_names: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    date_parts: bool = False,
+    splitter: Splitter | str = "auto",
+    valid_pct: float = 0.2,
+    seed: int = 42,
+    bs: int = 64,
+    device: torch.device | str = "cpu",
+) -> TabularDataLoaders:
+    """Read, infer roles, split, fit the pre-processing on the training rows, and tensorize the whole table."""
+    if int(bs) < 1:
+        raise DataError(f"bs={bs}: the batch size must be at least 1.")
+    if not isinstance(y, str) or not y:
+        raise ConfigError("tabular data needs the target column: y='column' (--target column).")
+    frame, where = read_frame(data)
+    kind, has_target = tabular_target(frame, y, kind, where)
+    if not has_target.all():
+        n_drop = int((~has_target).sum())
+        rows = [int(i) for i in (~has_target).to_numpy().nonzero()[0][:3]]
+        log.warning("%s: %d row(s) have no %r (first rows %s); they are left out.", where, n_drop, y, rows)
+        frame = frame[has_target.to_numpy()].reset_index(drop=True)
+    if len(frame) < 2:
+        raise DataError(f"{where}: needs at least 2 rows with a target {y!r}, found {len(frame)}.")
+    split = resolve_tabular_splitter(splitter, frame, kind, valid_pct, seed, where)
+    roles = infer_roles(frame, y, cat_names=cat_names, cont_names=cont_names, drop=drop, date_parts=date_parts,
+                        where=where)
+    split_col = split.column if isinstance(split, ColumnSplitter) else None
+    for names in (roles.cat_names, roles.cont_names):
+        if split_col in names:  # a column that says which rows validate must not be a feature
+            names.remove(split_col)
+            roles.dropped[split_col] = "the validation-split column"
+
+    # targets
+    if kind == "regression":
+        values = pd.to_numeric(frame[y], errors="coerce")
+        if values.isna().any():
+            row = int(values.isna().to_numpy().nonzero()[0][0])
+            raise DataError(f"{where}: target {y!r} must be numeric for regression, row {row} has {frame[y].iloc[row]!r}. "
+                            "Fix it, or pass kind='single' (--kind single) to classify.")
+        target_t = torch.tensor(values.to_numpy(), dtype=torch.float32)
+        targets = Targets("regression", target_t, None)
+        vocab = None
+    else:
+        keys = _cat_keys(frame[y])
+        vocab = Vocab.from_labels(keys.tolist())
+        if len(vocab) < 2:
+            raise DataError(f"{where}: target {y!r} has one class only ({vocab.classes[0]!r}); a classifier needs two or more.")
+        lookup = {c: i for i, c in enumerate(vocab.classes)}
+        target_t = torch.tensor(keys.map(lookup).to_numpy(), dtype=torch.int64)
+        targets = Targets("single", target_t, vocab)
+
+    source = ItemSource([Path(f"row {i}") for i in range(len(frame))], Path(where), frame)
+    train_idx, valid_idx = split(source, targets)
+    check_split(train_idx, valid_idx, targets, where)
+    train_frame = frame.iloc[train_idx]
+    processor = TabularProcessor.fit(train_frame, roles)
+    x = processor.transform(frame, where)
+    stats = None
+    tv = target_t[train_idx]
+    if kind == "regression":
+        std = float(tv.std()) if len(tv) > 1 else 1.0
+        stats = (float(tv.mean()), std if std > 0 else 1.0)
+    else:
+        _report_balance(targets, train_idx, vocab, where)
+    dev = torch.device(device)
+    train = TabularLoader(x[train_idx], tv, bs=min(int(bs), len(train_idx)), shuffle=True, drop_last=True, seed=seed,
+                          device=dev)
+    valid = TabularLoader(x[valid_idx], target_t[valid_idx], bs=int(bs) * 2, shuffle=False, device=dev)
+    return TabularDataLoaders(train, valid, kind, vocab, processor, roles, y, stats)
+
+
+def _report_balance(targets: Targets, train_idx: list[int], vocab: Vocab, where: str) -> None:
+    counts = torch.bincount(targets.values[train_idx], minlength=len(vocab)).tolist()
+    total = sum(counts)
+    desc = ", ".join(f"{c} {n} ({100 * n / total:.0f}%)" for c, n in zip(vocab.classes, counts))
+    if min(counts) < 0.2 * max(counts):
+        log.warning("%s: imbalanced classes in the training rows: %s. Consider class_weights='balanced' "
+                    "(--class-weights balanced) and a metric such as f1_macro.", where, desc)
+    else:
+        log.info("classes in the training rows: %s", desc)
+
+
+def balanced_weights(dls: TabularDataLoaders) -> list[float]:
+    """Inverse class frequency in the training rows, scaled to average 1."""
+    counts = torch.bincount(dls.train.targets, minlength=len(dls.vocab)).float().clamp(min=1)  # type: ignore[arg-type]
+    w = counts.sum() / (len(counts) * counts)
+    return [float(v) for v in w]
+
+
+def tabular_learner(
+    data: str | Path | pd.DataFrame,
+    y: str,
+    *,
+    kind: TargetKind | None = None,
+    cat_names: Sequence[str] | None = None,
+    cont_names: Sequence[str] | None = None,
+    drop: Sequence[str] = (),
+    date_parts: bool = False,
+    splitter: Splitter | str = "auto",
+    valid_pct: float = 0.2,
+    layers: Sequence[int] = (200, 100),
+    dropout: float = 0.1,
+    embed_dropout: float = 0.0,
+    y_range: tuple[float, float] | str | None = None,
+    bs: int = 64,
+    metrics: Sequence[str] | None = None,
+    monitor: str | None = None,
+    opt: str = "adamw",
+    wd: float = 0.01,
+    class_weights: Sequence[float] | str | None = None,
+    label_smoothing: float = 0.0,
+    grad_clip: float | None = None,
+    precision: Precision = "fp32",
+    device: str | torch.device | None = "auto",
+    seed: int = 42,
+    path: str | Path | None = None,
+    cbs: Sequence[Callback] = (),
+    progress: bool | None = None,
+    recipe: dict | None = None,
+) -> Learner:
+    """A table -> roles -> split -> pre-processing -> embeddings + MLP -> a Learner ready to `fit_one_cycle`.
+
+    y_range: regression only; (lo, hi) in the target's units, or 'auto' (the training range widened by 5% each
+    side): the output passes through a sigmoid scaled to it (fastai's y_range). Targets are standardized with
+    the training mean and std in any case. class_weights: a list, or 'balanced' (inverse class frequency).
+    """
+    from .train.learner import resolve_device
+
+    torch.manual_seed(seed)
+    dev = resolve_device(device)
+    dls = tabular_dataloaders(data, y, kind=kind, cat_names=cat_names, cont_names=cont_names, drop=drop,
+                              date_parts=date_parts, splitter=splitter, valid_pct=valid_pct, seed=seed, bs=bs)
+    if progress is not False:  # what a user must check first: which columns the model will see
+        console().print(f"column roles (change with cat_names/cont_names/drop, --cat/--cont/--drop):\n{dls.roles.describe()}",
+                        highlight=False, markup=False)
+    std_range = None
+    if y_range is not None:
+        if dls.kind != "regression":
+            raise ConfigError("y_range is for regression targets only.")
+        if y_range == "auto":
+            lo, hi = float(dls.train.targets.min()), float(dls.train.targets.max())
+            span = hi - lo or 1.0
+            y_range = (lo - 0.05 * span, hi + 0.05 * span)
+        lo, hi = (float(v) for v in y_range)  # type: ignore[union-attr]
+        mean, std = dls.target_stats  # type: ignore[misc]
+        std_range = ((lo - mean) / std, (hi - mean) / std)  # the model predicts standardized targets
+    if class_weights == "balanced":
+        if dls.kind != "single":
+            raise ConfigError("class_weights='balanced' is for classification targets only.")
+        class_weights = balanced_weights(dls)
+    elif isinstance(class_weights, str):
+        raise ConfigError(f"class_weights={class_weights!r}: use 'balanced' or one number per class.")
+    torch.manual_seed(seed)
+    proc = dls.processor
+    model = TabularModel(proc.cardinalities, len(proc.cont_names), dls.n_out, layers=layers, dropout=dropout,
+                         embed_dropout=embed_dropout, y_range=std_range)
+    config = {
+        "task": "tabular",
+        "model": {"n_out": dls.n_out, "cardinalities": proc.cardinalities, "n_cont": len(proc.cont_names),
+                  "layers": list(layers), "dropout": dropout, "embed_dropout": embed_dropout,
+                  "y_range": list(std_range) if std_range else None},
+        "recipe": recipe,
+    }
+    return Learner(
+        dls, model, metrics=metrics, monitor=monitor, opt=opt, wd=wd, device=dev, precision=precision,
+        channels_last=False, grad_clip=grad_clip, label_smoothing=label_smoothing, class_weights=class_weights,
+        path=path, cbs=cbs, seed=seed, progress=progress, config=config,
+    )
