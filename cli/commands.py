@@ -71,8 +71,8 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     overrides.update(table_only)
     if base.task != "vision":
         overrides = {k: v for k, v in overrides.items() if not k.startswith(("transforms.", "model."))}
-        if bs_value == "auto":
-            raise ConfigError("--bs auto is for images; give a number for tables and texts.")
+        if bs_value == "auto" and base.task == "text":
+            raise ConfigError("--bs auto is for images and tables; give a number for texts.")
     resolved = merge_overrides(base, overrides)
     if print_config:
         console.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False,

@@ -29,7 +29,7 @@ _EXPORTS: dict[str, str] = {
     "RandomSplitter": "quicklearn.data.split", "StratifiedSplitter": "quicklearn.data.split",
     "FolderSplitter": "quicklearn.data.split", "ColumnSplitter": "quicklearn.data.split", "IndexSplitter": "quicklearn.data.split",
     "TimeSplitter": "quicklearn.data.split",
-    "tabular_dataloaders": "quicklearn.tabular", "ColumnRoles": "quicklearn.data.tabular",
+    "tabular_dataloaders": "quicklearn.tabular", "auto_epochs": "quicklearn.tabular", "ColumnRoles": "quicklearn.data.tabular",
     "TabularProcessor": "quicklearn.data.tabular", "infer_roles": "quicklearn.data.tabular",
     # models
     "DEFAULT_ARCH": "quicklearn.models.backbones", "create_body": "quicklearn.models.backbones",
@@ -80,7 +80,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .models.tabular import TabularModel
     from .models.weights import import_weights
     from .runtime import tune_cpu_allocator
-    from .tabular import tabular_dataloaders, tabular_learner
+    from .tabular import auto_epochs, tabular_dataloaders, tabular_learner
     from .tabular_predictor import TabularPredictor
     from .train.callbacks import Callback, Checkpoint, EarlyStopping, HistoryLogger, ProgressCallback, SaveBest
     from .train.learner import Learner, LRFindResult

@@ -145,7 +145,7 @@ class TabularModelSection(_Section):
 
 
 class TabularTraining(_Section):
-    bs: int = Field(64, ge=1)
+    bs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", description="Rows per batch; auto: 64, more on big tables.")
     metrics: list[str] | None = None
     monitor: str | None = None
     opt: Literal["adamw", "sgd"] = "adamw"
@@ -159,8 +159,9 @@ class TabularTraining(_Section):
 
 
 class TabularFit(FitSection):
-    epochs: int = Field(5, ge=0, description="Epochs of one-cycle training.")
-    base_lr: float = Field(2e-2, gt=0, description="Peak learning rate x2 (fine_tune halves it).")
+    epochs: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description="Epochs of one-cycle training; auto: 5, or more for at least 50 steps on small tables.")
+    base_lr: float = Field(5e-2, gt=0, description="Twice the peak learning rate (fine_tune halves it).")
     freeze_epochs: int = Field(0, ge=0, description="Nothing to freeze in a table model: 0.")
 
 

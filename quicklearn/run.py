@@ -22,7 +22,7 @@ from .errors import ConfigError, DataError
 from .fileio import write_json
 from .models.heads import HeadConfig
 
-__all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "tabular_kwargs", "run_recipe", "default_out_dir"]
+__all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "tabular_kwargs", "fit_kwargs", "run_recipe", "default_out_dir"]
 
 log = logging.getLogger("quicklearn")
 
@@ -111,6 +111,16 @@ def tabular_kwargs(recipe: TabularRecipe) -> dict[str, Any]:
     return kw
 
 
+def fit_kwargs(recipe: VisionRecipe | TabularRecipe, learn: Any) -> dict[str, Any]:
+    """The keyword arguments of `Learner.fine_tune` from the recipe's fit section (epochs: auto resolved)."""
+    kw = recipe.fit.model_dump()
+    if kw["epochs"] == "auto":
+        from .tabular import auto_epochs
+
+        kw["epochs"] = auto_epochs(learn.dls)
+    return kw
+
+
 def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | Path | None = None, overwrite: bool = False,
                resume: bool = False, progress: bool | None = None) -> RunResult:
     """Train what `recipe` describes and write the model directory; returns where and the final metrics."""
@@ -137,7 +147,7 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     if empty_first:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    learn.fine_tune(**recipe.fit.model_dump(), resume=resume)
+    learn.fine_tune(**fit_kwargs(recipe, learn), resume=resume)
     wall = time.perf_counter() - t0
     metrics = learn.validate()
     learn.export(out)

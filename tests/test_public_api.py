@@ -21,7 +21,7 @@ def test_public_surface_is_stable():
         "QuicklearnError", "DataError", "ConfigError", "WeightsError", "TrainingError",
         # tables (issue 7) and process settings (issue 6)
         "tabular_learner", "tabular_dataloaders", "TimeSplitter", "ColumnRoles", "TabularProcessor", "infer_roles",
-        "TabularModel", "TabularPredictor", "tune_cpu_allocator",
+        "TabularModel", "TabularPredictor", "tune_cpu_allocator", "auto_epochs",
     }
     assert set(ql.__all__) == expected
 

@@ -241,3 +241,14 @@ def test_recipe_runs_end_to_end_on_titanic(titanic, tmp_path):
     model = ql.load(tmp_path / "out")
     assert math.isclose(sum(model.predict({"Pclass": 1, "Sex": "female", "Age": 30, "SibSp": 0, "Parch": 0, "Fare": 80.0,
                                            "Embarked": "C", "Cabin": "B5"}).probs.values()), 1.0, rel_tol=1e-5)
+
+
+def test_auto_batch_size_and_epochs_follow_the_table_size():
+    from quicklearn.tabular import auto_bs, auto_epochs
+
+    assert [auto_bs(n) for n in (100, 712, 16_000, 50_000, 240_000, 10**7)] == [64, 64, 64, 256, 1024, 1024]
+    frame = pd.DataFrame({"x": np.linspace(0, 1, 340), "y": [0, 1] * 170})
+    dls = ql.tabular_dataloaders(frame, "y")  # 272 training rows: 4 batches of 64
+    assert len(dls.train) == 4 and auto_epochs(dls) == 13
+    big = ql.tabular_dataloaders(pd.DataFrame({"x": np.linspace(0, 1, 5000), "y": [0, 1] * 2500}), "y")
+    assert auto_epochs(big) == 5
