@@ -46,7 +46,7 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, lr, size, bs, seed, device, valid_pct,
-          out, overwrite, resume, print_config, console: Console, split=None, text_col=None, cat=None, cont=None, drop=None,
+          out, overwrite, resume, print_config, console: Console, split=None, text_col=None, max_len=None, cat=None, cont=None, drop=None,
           date_parts=None) -> None:
     from quicklearn.config import merge_overrides
     from quicklearn.run import default_out_dir, run_recipe
@@ -69,11 +69,13 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     if given and base.task != "tabular":
         raise ConfigError(f"--{given[0].split('.')[1].replace('_names', '').replace('_', '-')} is for tables (--task tabular).")
     overrides.update(table_only)
+    if (text_col is not None or max_len is not None) and base.task != "text":
+        raise ConfigError(f"{'--text-col' if text_col is not None else '--max-len'} is for texts (--task text).")
     if text_col is not None:
-        if base.task != "text":
-            raise ConfigError("--text-col is for texts (--task text).")
         cols = _names(text_col) or []
         overrides["data.text_col"] = cols[0] if len(cols) == 1 else cols
+    if base.task == "text":
+        overrides["model.max_len"] = max_len
     if base.task == "text":
         overrides = {k: v for k, v in overrides.items() if not k.startswith("transforms.") and k != "model.weights"}
         if weights:

@@ -101,6 +101,7 @@ class FitSection(_Section):
     pct_start: float = Field(0.25, gt=0, lt=1)
     div: float = Field(5.0, gt=0)
     unfreeze_milestones: list[Any] | None = None
+    unfrozen_lr: float | None = Field(None, gt=0, description="Top rate of the unfrozen phase (default base_lr/2).")
 
 
 class OutputSection(_Section):
@@ -208,8 +209,9 @@ class TextTraining(_Section):
 
 class TextFit(FitSection):
     epochs: int = Field(2, ge=0, description="Unfrozen epochs after the frozen (head-only) ones.")
-    base_lr: float = Field(1e-2, gt=0, description="The head-only phase's rate (provisional: not yet tuned).")
-    lr_mult: float = Field(1000, gt=0, description="Encoder groups train at base_lr/2/lr_mult up to base_lr/2.")
+    base_lr: float = Field(1e-2, gt=0, description="The head-only phase's rate.")
+    unfrozen_lr: float | None = Field(1e-4, gt=0, description="Then every group, from unfrozen_lr/lr_mult (embeddings) to unfrozen_lr (head).")
+    lr_mult: float = Field(10, gt=0, description="Ratio of the head's to the embeddings' rate in the unfrozen phase.")
 
 
 class TextRecipe(_Recipe):

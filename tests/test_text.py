@@ -139,7 +139,7 @@ def imdb_slice(tmp_path_factory) -> Path:
     from conftest import _need
 
     frame = pd.read_csv(_need(SHARED / "imdb-sample" / "texts.csv"))
-    part = pd.concat([frame[~frame["is_valid"]].head(64), frame[frame["is_valid"]].head(32)])
+    part = pd.concat([frame[~frame["is_valid"]].head(160), frame[frame["is_valid"]].head(40)])
     path = tmp_path_factory.mktemp("imdb") / "slice.csv"
     part.to_csv(path, index=False)
     return path
@@ -147,12 +147,13 @@ def imdb_slice(tmp_path_factory) -> Path:
 
 def test_recipe_end_to_end_with_real_minilm(imdb_slice, tmp_path):
     recipe = merge_overrides(load_recipe("text"), {"data.path": str(imdb_slice), "data.y": "label",
-                                                   "model.max_len": 128, "fit.freeze_epochs": 2, "fit.epochs": 0,
+                                                   "model.max_len": 64, "fit.freeze_epochs": 4, "fit.epochs": 0,
                                                    "training.bs": 16})
     result = run_recipe(recipe, out=tmp_path / "run", progress=False)
-    assert result.learner.dls.text_cols == ["text"] and result.learner.dls.valid.n == 32  # the is_valid split
+    assert result.learner.dls.text_cols == ["text"] and result.learner.dls.valid.n == 40  # the is_valid split
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    # the head alone on real MiniLM sentence vectors: well above chance (the unfrozen phase is checked elsewhere)
+    # the head on real MiniLM sentence vectors, 160 reviews cut to 64 tokens: above chance (measured 0.70;
+    # the unfrozen phase is tested on the tiny BERT above and measured on all of imdb-sample in benchmarks/text.py)
     assert metrics["valid"]["accuracy"] >= 0.65, metrics["valid"]
     model = ql.load(tmp_path / "run")
     good, bad = model.predict(["An absolute delight: wonderful acting and a moving story.",
@@ -165,7 +166,7 @@ def test_cli_trains_a_text_model(imdb_slice, tmp_path):
 
     out = tmp_path / "cli"
     r = invoke("train", "--data", imdb_slice, "--task", "text", "--text-col", "text", "--target", "label",
-               "--epochs", "1", "--freeze-epochs", "0", "--bs", "16", "--out", out)
+               "--epochs", "0", "--freeze-epochs", "1", "--bs", "32", "--max-len", "64", "--out", out)
     assert r.exit_code == 0, r.stderr
     assert "fine-tuning text encoder minilm" in r.stdout and (out / "model.safetensors").is_file()
     r = invoke("train", "--data", imdb_slice, "--task", "text", "--target", "label", "--text-col", "review", "--out", tmp_path / "x")
