@@ -68,6 +68,8 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:1 | mps.")] = None,
     valid_pct: Annotated[Optional[float], typer.Option(help="Validation share when the data has no split [default: 0.2].")] = None,
     split: Annotated[Optional[str], typer.Option(help="auto | random | stratified; tables also column:NAME | time:NAME.")] = None,
+    text_col: Annotated[Optional[str], typer.Option("--text-col", help="Texts: the text column(s), comma-separated [default: the longest].")] = None,
+    max_len: Annotated[Optional[int], typer.Option("--max-len", help="Texts: tokens per text [default: 256].")] = None,
     cat: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to treat as categorical.")] = None,
     cont: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to treat as continuous.")] = None,
     drop: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to leave out.")] = None,
@@ -82,7 +84,7 @@ def train(
     commands.train(
         data=data, recipe=recipe, task=task, target=target, arch=arch, weights=weights, epochs=epochs,
         freeze_epochs=freeze_epochs, lr=lr, size=size, bs=bs, seed=seed, device=device, valid_pct=valid_pct,
-        split=split, cat=cat, cont=cont, drop=drop, date_parts=date_parts, out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
+        split=split, text_col=text_col, max_len=max_len, cat=cat, cont=cont, drop=drop, date_parts=date_parts, out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
     )
 
 

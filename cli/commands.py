@@ -46,7 +46,7 @@ def _names(value: str | None) -> list[str] | None:
 
 
 def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, lr, size, bs, seed, device, valid_pct,
-          out, overwrite, resume, print_config, console: Console, split=None, cat=None, cont=None, drop=None,
+          out, overwrite, resume, print_config, console: Console, split=None, text_col=None, max_len=None, cat=None, cont=None, drop=None,
           date_parts=None) -> None:
     from quicklearn.config import merge_overrides
     from quicklearn.run import default_out_dir, run_recipe
@@ -69,7 +69,18 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     if given and base.task != "tabular":
         raise ConfigError(f"--{given[0].split('.')[1].replace('_names', '').replace('_', '-')} is for tables (--task tabular).")
     overrides.update(table_only)
-    if base.task != "vision":
+    if (text_col is not None or max_len is not None) and base.task != "text":
+        raise ConfigError(f"{'--text-col' if text_col is not None else '--max-len'} is for texts (--task text).")
+    if text_col is not None:
+        cols = _names(text_col) or []
+        overrides["data.text_col"] = cols[0] if len(cols) == 1 else cols
+    if base.task == "text":
+        overrides["model.max_len"] = max_len
+    if base.task == "text":
+        overrides = {k: v for k, v in overrides.items() if not k.startswith("transforms.") and k != "model.weights"}
+        if weights:
+            raise ConfigError("--weights is for images; a text encoder comes with its weights (--arch minilm, a folder or a hub name).")
+    elif base.task != "vision":
         overrides = {k: v for k, v in overrides.items() if not k.startswith(("transforms.", "model."))}
         if bs_value == "auto" and base.task == "text":
             raise ConfigError("--bs auto is for images and tables; give a number for texts.")
@@ -88,6 +99,10 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
             f"training [bold]{m.arch}[/] (weights: {m.weights or 'none'}) on {resolved.data.path} at {t.size}px, "
             f"batch size {resolved.training.bs}, {f.freeze_epochs} frozen + {f.epochs} unfrozen epochs, device {resolved.training.device}"
             f" -> {out_dir}", highlight=False)
+    elif resolved.task == "text":
+        f, m = resolved.fit, resolved.model
+        console.print(f"fine-tuning text encoder [bold]{m.arch}[/] on {resolved.data.path}, target {resolved.data.y!r}, "
+                      f"{f.freeze_epochs} frozen + {f.epochs} unfrozen epochs, max {m.max_len} tokens -> {out_dir}", highlight=False)
     elif resolved.task == "tabular":
         f = resolved.fit
         console.print(f"training a tabular model on {resolved.data.path}, target {resolved.data.y!r}, "
@@ -98,7 +113,7 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     table = Table(title=f"done in {result.wall_s:.0f} s", show_header=False)
     table.add_column("")
     table.add_column("")
-    items = "rows" if resolved.task == "tabular" else "images"
+    items = {"tabular": "rows", "text": "texts"}.get(resolved.task, "images")
     table.add_row(f"train / valid {items}", f"{dls.train.n} / {dls.valid.n}")
     if dls.vocab:
         classes = ", ".join(dls.vocab.classes[:8]) + (" ..." if len(dls.vocab) > 8 else "")

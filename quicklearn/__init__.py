@@ -19,7 +19,9 @@ from .errors import ConfigError, DataError, QuicklearnError, TrainingError, Weig
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
     # the three-line API
-    "vision_learner": "quicklearn.vision", "tabular_learner": "quicklearn.tabular", "load": "quicklearn.export",
+    "vision_learner": "quicklearn.vision", "tabular_learner": "quicklearn.tabular", "text_learner": "quicklearn.text",
+    "load": "quicklearn.export", "text_dataloaders": "quicklearn.text", "TextModel": "quicklearn.models.text",
+    "TextPredictor": "quicklearn.text_predictor",
     # data
     "image_dataloaders": "quicklearn.data.block", "DataLoaders": "quicklearn.data.block",
     "AugmentConfig": "quicklearn.data.augment", "Normalize": "quicklearn.data.augment",
@@ -82,6 +84,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .runtime import tune_cpu_allocator
     from .tabular import auto_epochs, tabular_dataloaders, tabular_learner
     from .tabular_predictor import TabularPredictor
+    from .text import text_dataloaders, text_learner
+    from .models.text import TextModel
+    from .text_predictor import TextPredictor
     from .train.callbacks import Callback, Checkpoint, EarlyStopping, HistoryLogger, ProgressCallback, SaveBest
     from .train.learner import Learner, LRFindResult
     from .vision import vision_learner

@@ -101,6 +101,7 @@ class FitSection(_Section):
     pct_start: float = Field(0.25, gt=0, lt=1)
     div: float = Field(5.0, gt=0)
     unfreeze_milestones: list[Any] | None = None
+    unfrozen_lr: float | None = Field(None, gt=0, description="Top rate of the unfrozen phase (default base_lr/2).")
 
 
 class OutputSection(_Section):
@@ -173,25 +174,52 @@ class TabularRecipe(_Recipe):
     fit: TabularFit = TabularFit()
 
 
-# ---- text: schema defined here; the text issue makes it run ---------------------------------------------
+# ---- text ---------------------------------------------------------------------------------------------
 class TextData(_Section):
-    path: str | None = None
-    text_col: str | None = None
-    y: str | None = None
-    splitter: Literal["auto", "random", "stratified"] = "auto"
+    path: str | None = Field(None, description="A CSV file.")
+    text_col: str | list[str] | None = Field(None, description="The text column(s); default: the one with the longest texts.")
+    y: str | None = Field(None, description="The label column.")
+    kind: Literal["single", "multi", "regression"] | None = Field(None, description="Target kind (inferred when empty).")
+    label_delim: str | None = None
+    splitter: str = Field("auto", pattern=r"^(auto|random|stratified|column:.+|time:.+)$",
+                          description="auto (an is_valid column, else stratified) | random | stratified | column:NAME | time:NAME.")
     valid_pct: float = Field(0.2, gt=0, lt=1)
 
 
-class TextModel(_Section):
-    arch: str = "minilm"
-    max_len: int = 256
+class TextModelSection(_Section):
+    arch: str = Field("minilm", description="minilm (offline all-MiniLM-L6-v2), a local model folder, or a hub name.")
+    max_len: int = Field(256, ge=2, description="Tokens per text (longer texts are truncated).")
     pooling: Literal["mean", "cls"] = "mean"
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class TextTraining(_Section):
+    bs: int = Field(32, ge=1)
+    bucket: bool = Field(True, description="Length-bucketed training batches (less padding).")
+    metrics: list[str] | None = None
+    monitor: str | None = None
+    opt: Literal["adamw", "sgd"] = "adamw"
+    wd: float = 0.01
+    class_weights: list[float] | None = None
+    grad_clip: float | None = 1.0
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    seed: int = 42
+
+
+class TextFit(FitSection):
+    epochs: int = Field(2, ge=0, description="Unfrozen epochs after the frozen (head-only) ones.")
+    base_lr: float = Field(1e-2, gt=0, description="The head-only phase's rate.")
+    unfrozen_lr: float | None = Field(1e-4, gt=0, description="Then every group, from unfrozen_lr/lr_mult (embeddings) to unfrozen_lr (head).")
+    lr_mult: float = Field(10, gt=0, description="Ratio of the head's to the embeddings' rate in the unfrozen phase.")
 
 
 class TextRecipe(_Recipe):
     task: Literal["text"]
     data: TextData = TextData()
-    model: TextModel = TextModel()
+    model: TextModelSection = TextModelSection()
+    training: TextTraining = TextTraining()
+    fit: TextFit = TextFit()
 
 
 RecipeConfig = Annotated[Union[VisionRecipe, TabularRecipe, TextRecipe], Field(discriminator="task")]

@@ -61,6 +61,10 @@ def export_learner(learn: "Learner", path: str | Path) -> Path:
     }
     if task == "tabular":
         config.update(target=dls.y, processor=dls.processor.to_dict(), roles=dls.roles.to_dict())
+    elif task == "text":
+        config.update(target=dls.y)
+        learn.model.encoder.config.save_pretrained(str(path / "encoder"))  # architecture only: no code, no weights
+        dls.tokenizer.save_pretrained(str(path / "tokenizer"))
     else:
         config["pipeline"] = dls.pipeline.to_dict()
     write_json(path / CONFIG, config)
@@ -181,6 +185,10 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> "Predictor | T
         from .tabular_predictor import TabularPredictor
 
         return TabularPredictor.from_files(path, config, load_file(str(path / WEIGHTS)), device)
+    if config.get("task") == "text":
+        from .text_predictor import TextPredictor
+
+        return TextPredictor.from_files(path, config, load_file(str(path / WEIGHTS)), device)
     try:
         m = config["model"]
         body, _ = create_body(m["arch"], weights=None, in_chans=int(m.get("in_chans", 3)))

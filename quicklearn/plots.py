@@ -41,8 +41,10 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path | None
     axes[1].set_title("validation metrics")
     if metrics:
         axes[1].legend()
-    axes[2].plot(x, [h["lr"] for h in history], "o-")
-    axes[2].set_yscale("log")
+    lrs = [h["lr"] for h in history]
+    axes[2].plot(x, lrs, "o-")
+    if len(set(lrs)) > 1 and min(lrs) > 0:  # one epoch (or a constant rate) has no range to put on a log axis
+        axes[2].set_yscale("log")
     axes[2].set_title("learning rate (head, end of epoch)")
     frozen_end = sum(1 for h in history if h.get("stage") == 0)
     for ax in axes:

@@ -22,7 +22,7 @@ from .errors import ConfigError, DataError
 from .fileio import write_json
 from .models.heads import HeadConfig
 
-__all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "tabular_kwargs", "fit_kwargs", "run_recipe", "default_out_dir"]
+__all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "tabular_kwargs", "text_kwargs", "fit_kwargs", "run_recipe", "default_out_dir"]
 
 log = logging.getLogger("quicklearn")
 
@@ -111,7 +111,17 @@ def tabular_kwargs(recipe: TabularRecipe) -> dict[str, Any]:
     return kw
 
 
-def fit_kwargs(recipe: VisionRecipe | TabularRecipe, learn: Any) -> dict[str, Any]:
+def text_kwargs(recipe: TextRecipe) -> dict[str, Any]:
+    """The keyword arguments of `text_learner` that the recipe's data, model and training sections say."""
+    kw: dict[str, Any] = {}
+    for section in (recipe.data, recipe.model, recipe.training):
+        kw.update({k: getattr(section, k) for k in type(section).model_fields})
+    kw.pop("path")
+    kw["text"] = kw.pop("text_col")
+    return kw
+
+
+def fit_kwargs(recipe: VisionRecipe | TabularRecipe | TextRecipe, learn: Any) -> dict[str, Any]:
     """The keyword arguments of `Learner.fine_tune` from the recipe's fit section (epochs: auto resolved)."""
     kw = recipe.fit.model_dump()
     if kw["epochs"] == "auto":
@@ -124,8 +134,6 @@ def fit_kwargs(recipe: VisionRecipe | TabularRecipe, learn: Any) -> dict[str, An
 def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | Path | None = None, overwrite: bool = False,
                resume: bool = False, progress: bool | None = None) -> RunResult:
     """Train what `recipe` describes and write the model directory; returns where and the final metrics."""
-    if isinstance(recipe, TextRecipe):
-        raise ConfigError(f"task {recipe.task!r}: training for this task is not available in this version yet; vision and tabular run today.")
     data = recipe.data.path
     if not data:
         raise ConfigError("no data: give --data PATH or set data.path in the recipe.")
@@ -134,12 +142,16 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     t0 = time.perf_counter()
     recipe_dict = recipe.model_dump(mode="json")
     recipe_dict["output"]["out"] = str(out)
+    if isinstance(recipe, (TabularRecipe, TextRecipe)) and not recipe.data.y:
+        raise ConfigError(f"{recipe.task} data needs its target column: give --target COLUMN or set data.y in the recipe.")
     if isinstance(recipe, TabularRecipe):
-        if not recipe.data.y:
-            raise ConfigError("tabular data needs its target column: give --target COLUMN or set data.y in the recipe.")
         from .tabular import tabular_learner
 
         learn = tabular_learner(data, path=out, progress=progress, recipe=recipe_dict, **tabular_kwargs(recipe))
+    elif isinstance(recipe, TextRecipe):
+        from .text import text_learner
+
+        learn = text_learner(data, path=out, progress=progress, recipe=recipe_dict, **text_kwargs(recipe))
     else:
         from .vision import vision_learner
 

@@ -301,13 +301,13 @@ def _write(path: Path, frame: pd.DataFrame) -> Path:
     return path
 
 
-def test_task_inference_picks_tabular_and_text_is_not_available_yet(tmp_path: Path) -> None:
+def test_task_inference_picks_text_and_tabular(tmp_path: Path) -> None:
     review = "An unexpectedly moving film with a patient script, fine acting and a score that stays with you. " * 2
     text = _write(tmp_path / "reviews.csv", pd.DataFrame({"review": [review + str(i) for i in range(20)],
                                                           "label": ["pos", "neg"] * 10}))
     r = invoke("train", "--data", text, "--out", tmp_path / "text")
     assert "task: text" in r.stdout
-    assert_user_error(r.exit_code, r.stderr, "task 'text'", "not available")
+    assert_user_error(r.exit_code, r.stderr, "text data needs its target column", "--target")
     assert not (tmp_path / "text").exists()
     numbers = _write(tmp_path / "numbers.csv", pd.DataFrame({"a": range(40), "b": [i * 0.5 for i in range(40)],
                                                              "y": [0, 1] * 20}))

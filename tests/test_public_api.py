@@ -22,6 +22,8 @@ def test_public_surface_is_stable():
         # tables (issue 7) and process settings (issue 6)
         "tabular_learner", "tabular_dataloaders", "TimeSplitter", "ColumnRoles", "TabularProcessor", "infer_roles",
         "TabularModel", "TabularPredictor", "tune_cpu_allocator", "auto_epochs",
+        # texts (issue 8)
+        "text_learner", "text_dataloaders", "TextModel", "TextPredictor",
     }
     assert set(ql.__all__) == expected
 

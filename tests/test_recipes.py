@@ -136,10 +136,12 @@ def test_recipe_without_data_path_is_a_clear_error_when_training(tmp_path: Path)
         run_recipe(missing, out=tmp_path / "out2")
 
 
-def test_text_recipes_do_not_train_yet(tmp_path: Path) -> None:
-    recipe = merge_overrides(load_recipe("text"), {"data.path": str(tmp_path / "t.csv")})
-    with pytest.raises(ConfigError, match="'text'.*not available"):
-        run_recipe(recipe, out=tmp_path / "out")
+def test_text_and_tabular_recipes_need_a_target(tmp_path: Path) -> None:
+    for name in ("text", "tabular"):
+        recipe = merge_overrides(load_recipe(name), {"data.path": str(tmp_path / "t.csv")})
+        with pytest.raises(ConfigError, match=f"{name} data needs its target column"):
+            run_recipe(recipe, out=tmp_path / "out")
+        assert not (tmp_path / "out").exists()
 
 
 def test_merge_overrides_validates_again() -> None:

@@ -217,7 +217,8 @@ class Learner:
         return self._fit(epochs, lr, flat_cos(pct_start), None, "fit_flat_cos", resume)
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, *, freeze_epochs: int = 1, lr_mult: float = 100, pct_start: float = 0.25,
-                  div: float = 5.0, unfreeze_milestones: Sequence[Any] | None = None, resume: bool = False) -> list[dict]:
+                  div: float = 5.0, unfreeze_milestones: Sequence[Any] | None = None, unfrozen_lr: float | None = None,
+                  resume: bool = False) -> list[dict]:
         """Transfer learning in two phases, as fastai does: `freeze_epochs` with the body frozen at `base_lr`,
         then `epochs` unfrozen epochs with discriminative rates slice(base_lr/2/lr_mult, base_lr/2).
 
@@ -227,12 +228,15 @@ class Learner:
         unfreeze_milestones: gradual unfreezing instead, e.g. ((1, 3), 5): after `freeze_epochs`, unfreeze the last
         body group at epoch 1, the rest at epoch 3, of 5 unfrozen epochs in all; each newly unfrozen group joins
         at its own (lower, discriminative) lr.
+
+        unfrozen_lr: the unfrozen phase's top rate, when it must not follow the head's (transformers: the head trains
+        at 1e-2 frozen, then everything at slice(1e-4/lr_mult, 1e-4)).
         """
         if freeze_epochs > 0:
             self.freeze()
             self.fit_one_cycle(freeze_epochs, base_lr, pct_start=pct_start, resume=resume)
-        base_lr /= 2
-        lrs = slice(base_lr / lr_mult, base_lr)
+        top = unfrozen_lr if unfrozen_lr is not None else base_lr / 2
+        lrs = slice(top / lr_mult, top)
         if unfreeze_milestones:
             return self._gradual(unfreeze_milestones, lrs, pct_start, div, resume)
         self.unfreeze()

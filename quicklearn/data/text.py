@@ -1,0 +1,166 @@
+"""Text data: a CSV or DataFrame with a text column (or several, joined) and a label column -> token ids, made once
+with the model's fast tokenizer -> padded batches.
+
+Training batches are length-bucketed: the shuffled order is cut into pools of 50 batches, each pool is sorted by
+length and cut into batches, and the batches are shuffled, so a batch holds texts of similar length and pads
+little (fastai's SortishSampler idea). Validation batches run in length order. A batch is one int64 tensor
+(B, L) padded with the tokenizer's pad id; the model derives the attention mask from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import pandas as pd
+import torch
+
+from ..errors import DataError
+from ..progress import progress
+from .labels import TargetKind, Vocab
+
+__all__ = ["find_text_column", "join_texts", "tokenize", "TextLoader", "TextDataLoaders"]
+
+log = logging.getLogger("quicklearn")
+
+_POOL_BATCHES = 50
+
+
+def find_text_column(frame: pd.DataFrame, exclude: Sequence[str], where: str) -> str:
+    """The string column with the longest texts on average (the one a person would call "the text")."""
+    lengths = {c: frame[c].dropna().astype(str).str.len().mean()
+               for c in frame.columns if c not in exclude and pd.api.types.is_string_dtype(frame[c].dtype)}
+    lengths = {c: n for c, n in lengths.items() if n == n}  # drop all-empty columns (NaN mean)
+    if not lengths:
+        raise DataError(f"{where}: no text column found among {list(frame.columns)}; name it with text= (--text-col).")
+    return max(lengths, key=lambda c: lengths[c])
+
+
+def join_texts(frame: pd.DataFrame, cols: Sequence[str], sep: str, where: str) -> list[str]:
+    """Each row's text columns joined with `sep`; rows where all are empty are reported with their numbers."""
+    parts = frame[list(cols)].astype("string").fillna("")
+    texts = parts.iloc[:, 0] if len(cols) == 1 else parts.apply(lambda r: sep.join(v for v in r if v), axis=1)
+    empty = [int(i) for i in (texts.str.strip() == "").to_numpy().nonzero()[0]]
+    if empty:
+        log.warning("%s: %d empty text(s) in %s, rows %s%s; they train as empty inputs.", where, len(empty),
+                    ", ".join(cols), empty[:5], " ..." if len(empty) > 5 else "")
+    return texts.tolist()
+
+
+def tokenize(tokenizer: Any, texts: Sequence[str], max_len: int, chunk: int = 1000) -> list[torch.Tensor]:
+    """Token ids of each text (special tokens added, truncated to `max_len`), once, in chunks with a progress bar."""
+    out: list[torch.Tensor] = []
+    with progress() as bar:
+        task = bar.add_task("tokenizing", total=len(texts), info="") if bar else None
+        for k in range(0, len(texts), chunk):
+            enc = tokenizer(list(texts[k:k + chunk]), truncation=True, max_length=max_len, padding=False)
+            out += [torch.tensor(ids, dtype=torch.int32) for ids in enc["input_ids"]]
+            if bar:
+                bar.advance(task, min(chunk, len(texts) - k))
+    return out
+
+
+@dataclass
+class TextLoader:
+    """Padded batches of token ids; length-bucketed when shuffling (training), in length order otherwise."""
+
+    ids: list[torch.Tensor]
+    targets: torch.Tensor
+    pad_id: int
+    bs: int = 32
+    shuffle: bool = False
+    bucket: bool = True
+    drop_last: bool = False
+    seed: int = 42
+    device: torch.device = torch.device("cpu")
+    epoch: int = 0
+    channels_last: bool = False  # accepted for the Learner's sake
+
+    def __post_init__(self) -> None:
+        self.lengths = torch.tensor([len(t) for t in self.ids], dtype=torch.int64)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    @property
+    def n(self) -> int:
+        return len(self.ids)
+
+    def __len__(self) -> int:
+        if self.drop_last and self.n >= self.bs:
+            return self.n // self.bs
+        return (self.n + self.bs - 1) // self.bs
+
+    def batches(self) -> list[torch.Tensor]:
+        """The index batches of this epoch."""
+        if not self.shuffle:
+            order = torch.argsort(self.lengths, descending=True, stable=True)
+            return [order[k:k + self.bs] for k in range(0, self.n, self.bs)]
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g)
+        if self.bucket:
+            pool = self.bs * _POOL_BATCHES
+            chunks = []
+            for k in range(0, self.n, pool):
+                part = order[k:k + pool]
+                chunks.append(part[torch.argsort(self.lengths[part], descending=True, stable=True)])
+            order = torch.cat(chunks)
+        batches = [order[k:k + self.bs] for k in range(0, self.n, self.bs)]
+        if self.drop_last and len(batches) > 1 and len(batches[-1]) < self.bs:
+            batches = batches[:-1]
+        perm = torch.randperm(len(batches), generator=g).tolist()
+        return [batches[i] for i in perm]
+
+    def collate(self, idx: torch.Tensor) -> torch.Tensor:
+        rows = [self.ids[int(i)] for i in idx]
+        width = max(len(r) for r in rows)
+        x = torch.full((len(rows), width), self.pad_id, dtype=torch.int64)
+        for j, r in enumerate(rows):
+            x[j, : len(r)] = r
+        return x
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for idx in self.batches():
+            yield self.collate(idx).to(self.device), self.targets[idx].to(self.device)
+
+
+@dataclass
+class TextDataLoaders:
+    """Train and valid loaders of texts plus what the model and export need."""
+
+    train: TextLoader
+    valid: TextLoader
+    kind: TargetKind
+    vocab: Vocab | None
+    tokenizer: Any
+    text_cols: list[str]
+    y: str
+    max_len: int
+    target_stats: tuple[float, float] | None = None
+    task: str = "text"
+
+    @property
+    def n_out(self) -> int:
+        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[arg-type]
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.device
+
+    def to(self, device: torch.device | str, channels_last: bool | None = None) -> "TextDataLoaders":
+        for dl in (self.train, self.valid):
+            dl.device = torch.device(device)
+        return self
+
+    def show_batch(self, n: int = 4) -> str:
+        """A few decoded training examples with their labels, as text (printed by the CLI)."""
+        idx = self.train.batches()[0][:n]
+        lines = []
+        for i in idx:
+            text = self.tokenizer.decode(self.train.ids[int(i)], skip_special_tokens=True)
+            y = self.train.targets[int(i)]
+            label = (self.vocab.classes[int(y)] if self.kind == "single" else
+                     " ".join(c for c, v in zip(self.vocab.classes, y) if v > 0.5) if self.kind == "multi" else f"{float(y):g}")
+            lines.append(f"[{label}] {text[:200]}{'...' if len(text) > 200 else ''}")
+        return "\n".join(lines)
