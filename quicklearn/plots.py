@@ -52,5 +52,6 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path | None
         ax.set_xticks(x)
         if 0 < frozen_end < len(history):
             ax.axvline(frozen_end + 0.5, color="grey", ls="--", lw=0.8)
-    fig.suptitle("Training curves (dashed line: body unfrozen)", fontsize=11)
+    unfrozen_note = " (dashed line: body unfrozen)" if 0 < frozen_end < len(history) else ""
+    fig.suptitle(f"Training curves{unfrozen_note}", fontsize=11)
     return save_figure(fig, path)
