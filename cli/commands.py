@@ -174,20 +174,7 @@ def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None,
         import pandas as pd
 
         df = pd.DataFrame(rows)
-    if out_file:
-        if out_file.suffix.lower() == ".json":
-            out_file.write_text(df.to_json(orient="records", indent=2))
-        else:
-            df.to_csv(out_file, index=False)
-        console.print(f"wrote {len(df)} predictions to {out_file}", highlight=False)
-        return
-    if fmt == "json":
-        console.print_json(df.to_json(orient="records"))
-    elif fmt == "csv":
-        buf = io.StringIO()
-        df.to_csv(buf, index=False)
-        console.print(buf.getvalue(), end="", highlight=False, markup=False, soft_wrap=True)
-    else:
+    if not _emit_frame(df, fmt, out_file, console):
         table = Table()
         for col in ("path", "prediction", "probability"):
             # fold, not ellipsis: a long path must still show its file name
@@ -198,13 +185,9 @@ def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None,
         console.print(table)
 
 
-def _predict_table(model: Any, inputs: list[str], fmt: str, out_file: Path | None, console: Console) -> None:
-    """A tabular model: each CSV's rows with the prediction columns appended (one CSV, or several in turn)."""
-    import pandas as pd
-
-    if not inputs or not all(Path(i).suffix.lower() in (".csv", ".tsv", ".txt") for i in inputs):
-        raise DataError(f"a tabular model predicts on CSV files; got {inputs[0] if inputs else 'nothing'}.")
-    df = pd.concat([model.predict(Path(i).expanduser()) for i in inputs], ignore_index=True)
+def _emit_frame(df: Any, fmt: str, out_file: Path | None, console: Console) -> bool:
+    """Write predictions to `out_file` (.json, else CSV) or print them as JSON or CSV; False when the caller
+    should print its own table instead (`--format table`)."""
     if out_file:
         if out_file.suffix.lower() == ".json":
             out_file.write_text(df.to_json(orient="records", indent=2))
@@ -218,6 +201,18 @@ def _predict_table(model: Any, inputs: list[str], fmt: str, out_file: Path | Non
         df.to_csv(buf, index=False)
         console.print(buf.getvalue(), end="", highlight=False, markup=False, soft_wrap=True)
     else:
+        return False
+    return True
+
+
+def _predict_table(model: Any, inputs: list[str], fmt: str, out_file: Path | None, console: Console) -> None:
+    """A tabular model: each CSV's rows with the prediction columns appended (one CSV, or several in turn)."""
+    import pandas as pd
+
+    if not inputs or not all(Path(i).suffix.lower() in (".csv", ".tsv", ".txt") for i in inputs):
+        raise DataError(f"a tabular model predicts on CSV files; got {inputs[0] if inputs else 'nothing'}.")
+    df = pd.concat([model.predict(Path(i).expanduser()) for i in inputs], ignore_index=True)
+    if not _emit_frame(df, fmt, out_file, console):
         shown = df[[c for c in df.columns if c.endswith(("_pred", "_prob"))]]
         table = Table()
         table.add_column("row", justify="right")

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .tabular_predictor import TabularPredictor
     from .train.learner import Learner
 
-__all__ = ["export_learner", "load", "Predictor", "Prediction", "FORMAT_VERSION"]
+__all__ = ["export_learner", "load", "Predictor", "Prediction", "decode_prediction", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -78,6 +78,20 @@ class Prediction:
     label: Any
     probability: float | None = None
     probs: dict[str, float] = field(default_factory=dict)
+
+
+def decode_prediction(out: torch.Tensor, kind: str, classes: Sequence[str] | None, thresh: float = 0.5) -> Prediction:
+    """One row of model output -> a Prediction: a value (regression), the labels over `thresh` (multi-label,
+    sigmoid), or the most likely class with every class's softmax probability."""
+    if kind == "regression":
+        return Prediction(float(out))
+    classes = list(classes or [])
+    if kind == "multi":
+        p = out.sigmoid()
+        return Prediction([c for c, v in zip(classes, p) if v > thresh], None, {c: float(v) for c, v in zip(classes, p)})
+    p = out.softmax(0)
+    i = int(p.argmax())
+    return Prediction(classes[i], float(p[i]), {c: float(v) for c, v in zip(classes, p)})
 
 
 class Predictor:
@@ -151,16 +165,7 @@ class Predictor:
         return preds[0] if single else preds
 
     def _decode(self, out: torch.Tensor) -> Prediction:
-        if self.kind == "regression":
-            return Prediction(float(out))
-        classes = self.classes or []
-        if self.kind == "multi":
-            p = out.sigmoid()
-            labels = [c for c, v in zip(classes, p) if v > self.config.get("thresh", 0.5)]
-            return Prediction(labels, None, {c: float(v) for c, v in zip(classes, p)})
-        p = out.softmax(0)
-        i = int(p.argmax())
-        return Prediction(classes[i], float(p[i]), {c: float(v) for c, v in zip(classes, p)})
+        return decode_prediction(out, self.kind, self.classes, self.config.get("thresh", 0.5))
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> "Predictor | TabularPredictor":

@@ -88,12 +88,18 @@ def check_out_dir(out: Path, overwrite: bool, resume: bool) -> bool:
     return False
 
 
-def learner_kwargs(recipe: VisionRecipe) -> dict[str, Any]:
-    """The keyword arguments of `vision_learner` that the recipe's data, transforms, model and training sections say."""
+def _section_kwargs(*sections: Any) -> dict[str, Any]:
+    """Every field of the given recipe sections as one keyword dict (data.path left out: it is passed as `data`)."""
     kw: dict[str, Any] = {}
-    for section in (recipe.data, recipe.transforms, recipe.model, recipe.training):
+    for section in sections:
         kw.update({k: getattr(section, k) for k in type(section).model_fields})
     kw.pop("path")
+    return kw
+
+
+def learner_kwargs(recipe: VisionRecipe) -> dict[str, Any]:
+    """The keyword arguments of `vision_learner` that the recipe's data, transforms, model and training sections say."""
+    kw = _section_kwargs(recipe.data, recipe.transforms, recipe.model, recipe.training)
     aug = recipe.transforms.augment
     kw["augment"] = aug if isinstance(aug, bool) else AugmentConfig(**aug.model_dump())
     kw["head"] = HeadConfig(**recipe.model.head.model_dump()) if recipe.model.head else None
@@ -102,10 +108,7 @@ def learner_kwargs(recipe: VisionRecipe) -> dict[str, Any]:
 
 def tabular_kwargs(recipe: TabularRecipe) -> dict[str, Any]:
     """The keyword arguments of `tabular_learner` that the recipe's data, model and training sections say."""
-    kw: dict[str, Any] = {}
-    for section in (recipe.data, recipe.model, recipe.training):
-        kw.update({k: getattr(section, k) for k in type(section).model_fields})
-    kw.pop("path")
+    kw = _section_kwargs(recipe.data, recipe.model, recipe.training)
     if isinstance(kw.get("y_range"), list):
         kw["y_range"] = tuple(kw["y_range"])
     return kw
@@ -113,10 +116,7 @@ def tabular_kwargs(recipe: TabularRecipe) -> dict[str, Any]:
 
 def text_kwargs(recipe: TextRecipe) -> dict[str, Any]:
     """The keyword arguments of `text_learner` that the recipe's data, model and training sections say."""
-    kw: dict[str, Any] = {}
-    for section in (recipe.data, recipe.model, recipe.training):
-        kw.update({k: getattr(section, k) for k in type(section).model_fields})
-    kw.pop("path")
+    kw = _section_kwargs(recipe.data, recipe.model, recipe.training)
     kw["text"] = kw.pop("text_col")
     return kw
 

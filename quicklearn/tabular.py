@@ -8,22 +8,22 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
 import torch
 
-from .data.labels import TargetKind, Vocab
-from .data.sources import ItemSource
+from .data.labels import TargetKind, Targets, Vocab, target_stats
+from .data.sources import table_source
 from .data.split import (
     ColumnSplitter, RandomSplitter, Splitter, StratifiedSplitter, TimeSplitter, check_split,
 )
 from .data.tabular import (
     TabularDataLoaders, TabularLoader, TabularProcessor, _cat_keys, check_column, infer_roles, read_frame,
-    tabular_target,
+    drop_rows_without, tabular_target,
 )
-from .data.labels import Targets
 from .errors import ConfigError, DataError
 from .models.tabular import TabularModel
 from .progress import console
@@ -79,12 +79,8 @@ def tabular_dataloaders(
     if not isinstance(y, str) or not y:
         raise ConfigError("tabular data needs the target column: y='column' (--target column).")
     frame, where = read_frame(data)
-    kind, has_target = tabular_target(frame, y, kind, where)
-    if not has_target.all():
-        n_drop = int((~has_target).sum())
-        rows = [int(i) for i in (~has_target).to_numpy().nonzero()[0][:3]]
-        log.warning("%s: %d row(s) have no %r (first rows %s); they are left out.", where, n_drop, y, rows)
-        frame = frame[has_target.to_numpy()].reset_index(drop=True)
+    kind = tabular_target(frame, y, kind, where)
+    frame = drop_rows_without(frame, y, where)
     if len(frame) < 2:
         raise DataError(f"{where}: needs at least 2 rows with a target {y!r}, found {len(frame)}.")
     split = resolve_tabular_splitter(splitter, frame, kind, valid_pct, seed, where)
@@ -115,18 +111,15 @@ def tabular_dataloaders(
         target_t = torch.tensor(keys.map(lookup).to_numpy(), dtype=torch.int64)
         targets = Targets("single", target_t, vocab)
 
-    source = ItemSource([Path(f"row {i}") for i in range(len(frame))], Path(where), frame)
+    source = table_source(frame, where)
     train_idx, valid_idx = split(source, targets)
     check_split(train_idx, valid_idx, targets, where)
     train_frame = frame.iloc[train_idx]
     processor = TabularProcessor.fit(train_frame, roles)
     x = processor.transform(frame, where)
-    stats = None
     tv = target_t[train_idx]
-    if kind == "regression":
-        std = float(tv.std()) if len(tv) > 1 else 1.0
-        stats = (float(tv.mean()), std if std > 0 else 1.0)
-    else:
+    stats = target_stats(tv) if kind == "regression" else None
+    if kind != "regression":
         _report_balance(targets, train_idx, vocab, where)
     dev = torch.device(device)
     bs = auto_bs(len(train_idx)) if bs == "auto" else int(bs)
@@ -158,8 +151,6 @@ def auto_bs(n_train: int) -> int:
     """64 rows a batch (fastai's default) up to 16,000 training rows; above, the power of two nearest n/250, at
     most 1,024, so an epoch stays a few hundred steps. Measured on 240,000 generated rows (benchmarks/tabular.py):
     bs 64 took 39 s an epoch, per-step overhead dominating; bs 1,024 takes a few seconds at the same accuracy."""
-    import math
-
     if n_train <= 16_000:
         return 64
     return int(min(1024, 2 ** round(math.log2(n_train / 250))))
@@ -172,8 +163,6 @@ def auto_epochs(dls: TabularDataLoaders, min_epochs: int = 5, min_steps: int = 5
     (20 steps) left the body-mass RMSE at 336 against gradient boosting's 305; 13 epochs (52 steps) reach 300.
     Titanic (11 batches an epoch) keeps 5 epochs, where it is best.
     """
-    import math
-
     return max(min_epochs, math.ceil(min_steps / max(len(dls.train), 1)))
 
 

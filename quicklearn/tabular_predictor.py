@@ -15,7 +15,7 @@ import torch
 
 from .data.tabular import ColumnRoles, TabularProcessor, read_frame
 from .errors import DataError, QuicklearnError
-from .export import Prediction
+from .export import Prediction, decode_prediction
 from .models.tabular import TabularModel
 
 __all__ = ["TabularPredictor"]
@@ -61,7 +61,7 @@ class TabularPredictor:
         appended: `<target>_pred`, plus `<target>_prob` and one `prob_<class>` per class for classification."""
         if isinstance(data, Mapping):
             frame = pd.DataFrame([dict(data)])
-            return self._decode_one(self.raw(frame, "the row")[0])
+            return decode_prediction(self.raw(frame, "the row")[0], self.kind, self.classes)
         if isinstance(data, list):
             if not all(isinstance(r, Mapping) for r in data):
                 raise DataError("predict on a list needs dicts, one per row (column -> value).")
@@ -86,11 +86,3 @@ class TabularPredictor:
         for j, c in enumerate(classes):
             result[f"prob_{c}"] = probs[:, j].numpy()
         return result
-
-    def _decode_one(self, out: torch.Tensor) -> Prediction:
-        if self.kind == "regression":
-            return Prediction(float(out))
-        p = out.softmax(0)
-        i = int(p.argmax())
-        classes = self.classes or []
-        return Prediction(classes[i], float(p[i]), {c: float(v) for c, v in zip(classes, p)})

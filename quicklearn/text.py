@@ -12,11 +12,11 @@ from typing import Sequence
 import pandas as pd
 import torch
 
-from .data.labels import TargetKind, get_targets
-from .data.sources import ItemSource
+from .data.labels import TargetKind, get_targets, target_stats
+from .data.sources import table_source
 from .data.split import Splitter, check_split
-from .data.tabular import check_column, read_frame
-from .data.text import TextDataLoaders, TextLoader, find_text_column, join_texts, tokenize
+from .data.tabular import check_column, drop_rows_without, read_frame
+from .data.text import TextDataLoaders, TextLoader, find_text_column, join_texts, text_separator, tokenize
 from .errors import ConfigError
 from .models.text import DEFAULT_TEXT_ARCH, Pooling, TextModel, load_encoder
 from .progress import console
@@ -50,12 +50,7 @@ def text_dataloaders(
         raise ConfigError(f"bs={bs}, max_len={max_len}: both must be positive (max_len at least 2).")
     frame, where = read_frame(data)
     check_column(frame, y, "target", where)
-    keep = frame[y].notna()
-    if not keep.all():
-        from .data.tabular import log
-
-        log.warning("%s: %d row(s) have no %r; they are left out.", where, int((~keep).sum()), y)
-        frame = frame[keep.to_numpy()].reset_index(drop=True)
+    frame = drop_rows_without(frame, y, where)
     if text is None:
         cols = [find_text_column(frame, [y, "is_valid"], where)]
         if progress is not False:
@@ -64,9 +59,8 @@ def text_dataloaders(
         cols = [text] if isinstance(text, str) else list(text)
         for c in cols:
             check_column(frame, c, "text", where)
-    sep = f" {getattr(tokenizer, 'sep_token', None) or '|'} "
-    texts = join_texts(frame, cols, sep, where)
-    source = ItemSource([Path(f"row {i}") for i in range(len(frame))], Path(where), frame)
+    texts = join_texts(frame, cols, text_separator(tokenizer), where)
+    source = table_source(frame, where)
     targets = get_targets(source, y, kind=kind, label_delim=label_delim)
     split = resolve_tabular_splitter(splitter, frame, targets.kind, valid_pct, seed, where)
     train_idx, valid_idx = split(source, targets)
@@ -74,10 +68,7 @@ def text_dataloaders(
     ids = tokenize(tokenizer, texts, int(max_len))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # type: ignore[attr-defined]
     tv = targets.values[train_idx]
-    stats = None
-    if targets.kind == "regression":
-        std = float(tv.std()) if len(tv) > 1 else 1.0
-        stats = (float(tv.mean()), std if std > 0 else 1.0)
+    stats = target_stats(tv) if targets.kind == "regression" else None
     train = TextLoader([ids[i] for i in train_idx], tv, pad, bs=min(int(bs), len(train_idx)), shuffle=True,
                        bucket=bucket, drop_last=True, seed=seed)
     valid = TextLoader([ids[i] for i in valid_idx], targets.values[valid_idx], pad, bs=int(bs) * 2)

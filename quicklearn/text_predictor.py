@@ -14,8 +14,9 @@ import pandas as pd
 import torch
 
 from .data.tabular import read_frame
+from .data.text import TextLoader, join_texts, text_separator, tokenize
 from .errors import DataError, QuicklearnError
-from .export import Prediction
+from .export import Prediction, decode_prediction
 from .models.text import TextModel, encoder_from_folder
 
 __all__ = ["TextPredictor"]
@@ -48,17 +49,11 @@ class TextPredictor:
     @torch.inference_mode()
     def raw(self, texts: Sequence[str], bs: int = 64) -> torch.Tensor:
         """Model outputs in input order (logits; regression values in the target's units)."""
-        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_len, padding=False)["input_ids"]
-        order = sorted(range(len(enc)), key=lambda i: -len(enc[i]))  # batches of similar length: less padding
-        out = torch.empty((len(enc), self.model.head[-1].out_features))
-        pad = self.model.pad_id
-        for k in range(0, len(order), bs):
-            idx = order[k:k + bs]
-            width = max(len(enc[i]) for i in idx)
-            x = torch.full((len(idx), width), pad, dtype=torch.int64)
-            for j, i in enumerate(idx):
-                x[j, : len(enc[i])] = torch.tensor(enc[i])
-            out[idx] = self.model(x.to(self.device)).float().cpu()
+        # the training code's tokenization and length-ordered, padded batches: less padding, the same ids
+        loader = TextLoader(tokenize(self.tokenizer, list(texts), self.max_len), torch.zeros(len(texts)), self.model.pad_id, bs=bs)
+        out = torch.empty((len(texts), self.model.head[-1].out_features))
+        for idx in loader.batches():
+            out[idx] = self.model(loader.collate(idx).to(self.device)).float().cpu()
         if self.kind == "regression":
             mean, std = self.config["target_stats"]
             return out.flatten() * std + mean
@@ -78,9 +73,7 @@ class TextPredictor:
             missing = [c for c in self.text_cols if c not in frame.columns]
             if missing:
                 raise DataError(f"{where}: text column {missing[0]!r} is missing (the model reads {self.text_cols}).")
-            sep = f" {getattr(self.tokenizer, 'sep_token', None) or '|'} "
-            parts = frame[self.text_cols].astype("string").fillna("")
-            texts = parts.iloc[:, 0].tolist() if len(self.text_cols) == 1 else [sep.join(v for v in r if v) for r in parts.itertuples(index=False)]
+            texts = join_texts(frame, self.text_cols, text_separator(self.tokenizer), where)
             preds = [self._decode(o) for o in self.raw(texts)]
             result = frame.copy()
             result[f"{self.target}_pred"] = [" ".join(p.label) if isinstance(p.label, list) else p.label for p in preds]
@@ -90,13 +83,4 @@ class TextPredictor:
         raise DataError(f"cannot predict on a {type(data).__name__}; give a string, a list of strings, a DataFrame or a CSV path.")
 
     def _decode(self, out: torch.Tensor) -> Prediction:
-        if self.kind == "regression":
-            return Prediction(float(out))
-        classes = self.classes or []
-        if self.kind == "multi":
-            p = out.sigmoid()
-            return Prediction([c for c, v in zip(classes, p) if v > self.config.get("thresh", 0.5)], None,
-                              {c: float(v) for c, v in zip(classes, p)})
-        p = out.softmax(0)
-        i = int(p.argmax())
-        return Prediction(classes[i], float(p[i]), {c: float(v) for c, v in zip(classes, p)})
+        return decode_prediction(out, self.kind, self.classes, self.config.get("thresh", 0.5))

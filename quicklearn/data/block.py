@@ -19,9 +19,9 @@ import torch
 
 from ..errors import DataError
 from .augment import AugmentConfig, Normalize
-from .labels import TargetKind, Vocab, get_targets
+from .labels import TargetKind, Vocab, get_targets, target_stats
 from .cache import cached_images
-from .loaders import BatchLoader
+from .loaders import BatchLoader, LoaderPair
 from .pipeline import ImagePipeline, default_presize
 from .sources import ItemSource, csv_source, folder_source
 from .split import (
@@ -35,7 +35,7 @@ log = logging.getLogger("quicklearn")
 
 
 @dataclass
-class DataLoaders:
+class DataLoaders(LoaderPair):
     """Train and valid loaders plus what a model needs to know about the data (vocab, target kind, pipeline)."""
 
     train: BatchLoader
@@ -46,22 +46,6 @@ class DataLoaders:
     train_paths: list[Path] = field(default_factory=list)
     valid_paths: list[Path] = field(default_factory=list)
     target_stats: tuple[float, float] | None = None  # (mean, std) of a regression target, for standardization
-
-    @property
-    def n_out(self) -> int:
-        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[arg-type]
-
-    @property
-    def device(self) -> torch.device:
-        return self.train.device
-
-    def to(self, device: torch.device | str, channels_last: bool | None = None) -> "DataLoaders":
-        device = torch.device(device)
-        for dl in (self.train, self.valid):
-            dl.device = device
-            if channels_last is not None:
-                dl.channels_last = channels_last
-        return self
 
     def decode_target(self, y: torch.Tensor) -> list[str] | list[float]:
         if self.kind == "regression":
@@ -160,9 +144,7 @@ def image_dataloaders(
 
     aug = augment if isinstance(augment, AugmentConfig) else AugmentConfig(enabled=bool(augment))
     tv, vv = targets.values[train_idx], targets.values[valid_idx]
-    stats = None
-    if targets.kind == "regression":
-        stats = (float(tv.mean()), float(tv.std()) if len(tv) > 1 and float(tv.std()) > 0 else 1.0)
+    stats = target_stats(tv) if targets.kind == "regression" else None
     dev = torch.device(device)
     bs_train = min(bs, len(train_idx))
     train = BatchLoader(train_imgs, tv, pipeline, bs=bs_train, shuffle=True, drop_last=True, augment=aug, seed=seed,

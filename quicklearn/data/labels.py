@@ -18,7 +18,7 @@ import torch
 from ..errors import DataError
 from .sources import ItemSource
 
-__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing"]
+__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing", "target_stats"]
 
 TargetKind = Literal["single", "multi", "regression"]
 
@@ -105,6 +105,12 @@ def get_targets(
         )
     lookup = {c: i for i, c in enumerate(vocab.classes)}
     return Targets("single", torch.tensor([lookup[str(v)] for v in raw], dtype=torch.int64), vocab)
+
+
+def target_stats(values: torch.Tensor) -> tuple[float, float]:
+    """(mean, std) of regression targets for standardization; std 1 when it is zero or undefined (one value)."""
+    std = float(values.std()) if len(values) > 1 else 1.0
+    return float(values.mean()), std if std > 0 else 1.0
 
 
 def numeric_values(raw: Sequence[Any], paths: Sequence[Path], what: str) -> torch.Tensor:

@@ -24,7 +24,7 @@ from .augment import AugmentConfig, augment_batch
 from .images import UnreadableImage, decode_image
 from .pipeline import ImagePipeline
 
-__all__ = ["DecodeDataset", "decode_all", "BatchLoader", "default_num_workers"]
+__all__ = ["DecodeDataset", "decode_all", "BatchLoader", "LoaderPair", "n_batches", "default_num_workers"]
 
 log = logging.getLogger("quicklearn")
 
@@ -113,6 +113,33 @@ def decode_all(
     return out[: len(ok)], ok, errors
 
 
+def n_batches(n: int, bs: int, drop_last: bool) -> int:
+    """Batches in an epoch of `n` items: a short last batch counts unless `drop_last` (and there is a full one)."""
+    if drop_last and n >= bs:
+        return n // bs
+    return (n + bs - 1) // bs
+
+
+class LoaderPair:
+    """What the Learner needs of any data (images, tables, texts), given `train`, `valid`, `kind` and `vocab`:
+    the output width, the device, and moving both loaders to a device (and memory format, where it applies)."""
+
+    @property
+    def n_out(self) -> int:
+        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[attr-defined]
+
+    @property
+    def device(self) -> torch.device:
+        return self.train.device  # type: ignore[attr-defined]
+
+    def to(self, device: torch.device | str, channels_last: bool | None = None):  # noqa: ANN201 (returns self)
+        for dl in (self.train, self.valid):  # type: ignore[attr-defined]
+            dl.device = torch.device(device)
+            if channels_last is not None:
+                dl.channels_last = channels_last
+        return self
+
+
 @dataclass
 class BatchLoader:
     """Batches of pre-sized uint8 images -> (normalized float batch, targets) on `device`.
@@ -144,10 +171,7 @@ class BatchLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.images)
-        if self.drop_last and n >= self.bs:
-            return n // self.bs
-        return (n + self.bs - 1) // self.bs
+        return n_batches(len(self.images), self.bs, self.drop_last)
 
     def _order(self) -> torch.Tensor:
         n = len(self.images)

@@ -14,7 +14,7 @@ import pandas as pd
 from ..errors import DataError
 from .images import IMAGE_EXTENSIONS, looks_like_image
 
-__all__ = ["ItemSource", "folder_source", "csv_source", "find_image_column", "read_table"]
+__all__ = ["ItemSource", "folder_source", "csv_source", "find_image_column", "read_table", "table_source"]
 
 log = logging.getLogger("quicklearn")
 
@@ -87,6 +87,11 @@ def _sniff_delimiter(path: Path) -> str:
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except (csv.Error, OSError):
         return ","
+
+
+def table_source(frame: pd.DataFrame, where: str) -> ItemSource:
+    """The rows of a table as items (named "row i" in messages), so the splitters and labellers serve tables too."""
+    return ItemSource([Path(f"row {i}") for i in range(len(frame))], Path(where), frame)
 
 
 def find_image_column(frame: pd.DataFrame) -> str | None:

@@ -27,7 +27,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,11 +35,12 @@ import torch
 
 from ..errors import DataError
 from .labels import TargetKind, Vocab
+from .loaders import LoaderPair, n_batches
 from .sources import read_table
 
 __all__ = [
     "ColumnRoles", "infer_roles", "TabularProcessor", "TabularLoader", "TabularDataLoaders", "read_frame",
-    "tabular_target", "UNKNOWN", "MISSING",
+    "tabular_target", "drop_rows_without", "UNKNOWN", "MISSING",
 ]
 
 log = logging.getLogger("quicklearn")
@@ -319,9 +320,8 @@ def _expand_dates(frame: pd.DataFrame, date_names: Sequence[str]) -> pd.DataFram
 
 
 # ---- targets -----------------------------------------------------------------------------------------------
-def tabular_target(frame: pd.DataFrame, y: str, kind: TargetKind | None, where: str) -> tuple[TargetKind, pd.Series]:
-    """The target's kind (classification: strings, booleans, few whole numbers; regression: other numbers) and the
-    rows that have a target (rows without one are dropped, with a warning that counts them)."""
+def tabular_target(frame: pd.DataFrame, y: str, kind: TargetKind | None, where: str) -> TargetKind:
+    """The target's kind: classification for strings, booleans and few whole numbers; regression for other numbers."""
     check_column(frame, y, "target", where)
     s = frame[y]
     if kind is None:
@@ -331,7 +331,17 @@ def tabular_target(frame: pd.DataFrame, y: str, kind: TargetKind | None, where: 
         kind = "regression" if numeric and (not integral or nonnull.nunique() > 20) else "single"
     if kind == "multi":
         raise DataError(f"{where}: multi-label targets are not supported for tables yet; use one target column.")
-    return kind, s.notna()
+    return kind
+
+
+def drop_rows_without(frame: pd.DataFrame, y: str, where: str) -> pd.DataFrame:
+    """The rows that have a value in `y`; the others are left out with a warning that counts them."""
+    has = frame[y].notna()
+    if has.all():
+        return frame
+    rows = [int(i) for i in (~has).to_numpy().nonzero()[0][:3]]
+    log.warning("%s: %d row(s) have no %r (first rows %s); they are left out.", where, int((~has).sum()), y, rows)
+    return frame[has.to_numpy()].reset_index(drop=True)
 
 
 # ---- batches -----------------------------------------------------------------------------------------------
@@ -347,16 +357,13 @@ class TabularLoader:
     seed: int = 42
     device: torch.device = torch.device("cpu")
     epoch: int = 0
-    channels_last: bool = False  # accepted for the Learner's sake; tables have no channels
+    channels_last: bool = False  # set by the Learner like any loader's; tables have no channels
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        n = len(self.x)
-        if self.drop_last and n >= self.bs:
-            return n // self.bs
-        return (n + self.bs - 1) // self.bs
+        return n_batches(len(self.x), self.bs, self.drop_last)
 
     @property
     def n(self) -> int:
@@ -378,7 +385,7 @@ class TabularLoader:
 
 
 @dataclass
-class TabularDataLoaders:
+class TabularDataLoaders(LoaderPair):
     """Train and valid loaders of a table, plus what the model and export need (processor, roles, vocab, kind)."""
 
     train: TabularLoader
@@ -389,17 +396,4 @@ class TabularDataLoaders:
     roles: ColumnRoles
     y: str
     target_stats: tuple[float, float] | None = None
-    task: Literal["tabular"] = "tabular"
 
-    @property
-    def n_out(self) -> int:
-        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[arg-type]
-
-    @property
-    def device(self) -> torch.device:
-        return self.train.device
-
-    def to(self, device: torch.device | str, channels_last: bool | None = None) -> "TabularDataLoaders":
-        for dl in (self.train, self.valid):
-            dl.device = torch.device(device)
-        return self

@@ -19,8 +19,9 @@ import torch
 from ..errors import DataError
 from ..progress import progress
 from .labels import TargetKind, Vocab
+from .loaders import LoaderPair, n_batches
 
-__all__ = ["find_text_column", "join_texts", "tokenize", "TextLoader", "TextDataLoaders"]
+__all__ = ["find_text_column", "join_texts", "text_separator", "tokenize", "TextLoader", "TextDataLoaders"]
 
 log = logging.getLogger("quicklearn")
 
@@ -35,6 +36,11 @@ def find_text_column(frame: pd.DataFrame, exclude: Sequence[str], where: str) ->
     if not lengths:
         raise DataError(f"{where}: no text column found among {list(frame.columns)}; name it with text= (--text-col).")
     return max(lengths, key=lambda c: lengths[c])
+
+
+def text_separator(tokenizer: Any) -> str:
+    """What joins several text columns: the tokenizer's separator token (BERT's [SEP]), else ' | '."""
+    return f" {getattr(tokenizer, 'sep_token', None) or '|'} "
 
 
 def join_texts(frame: pd.DataFrame, cols: Sequence[str], sep: str, where: str) -> list[str]:
@@ -75,7 +81,7 @@ class TextLoader:
     seed: int = 42
     device: torch.device = torch.device("cpu")
     epoch: int = 0
-    channels_last: bool = False  # accepted for the Learner's sake
+    channels_last: bool = False  # set by the Learner like any loader's; token ids have no channels
 
     def __post_init__(self) -> None:
         self.lengths = torch.tensor([len(t) for t in self.ids], dtype=torch.int64)
@@ -88,9 +94,7 @@ class TextLoader:
         return len(self.ids)
 
     def __len__(self) -> int:
-        if self.drop_last and self.n >= self.bs:
-            return self.n // self.bs
-        return (self.n + self.bs - 1) // self.bs
+        return n_batches(self.n, self.bs, self.drop_last)
 
     def batches(self) -> list[torch.Tensor]:
         """The index batches of this epoch."""
@@ -126,7 +130,7 @@ class TextLoader:
 
 
 @dataclass
-class TextDataLoaders:
+class TextDataLoaders(LoaderPair):
     """Train and valid loaders of texts plus what the model and export need."""
 
     train: TextLoader
@@ -138,20 +142,6 @@ class TextDataLoaders:
     y: str
     max_len: int
     target_stats: tuple[float, float] | None = None
-    task: str = "text"
-
-    @property
-    def n_out(self) -> int:
-        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[arg-type]
-
-    @property
-    def device(self) -> torch.device:
-        return self.train.device
-
-    def to(self, device: torch.device | str, channels_last: bool | None = None) -> "TextDataLoaders":
-        for dl in (self.train, self.valid):
-            dl.device = torch.device(device)
-        return self
 
     def show_batch(self, n: int = 4) -> str:
         """A few decoded training examples with their labels, as text (printed by the CLI)."""
