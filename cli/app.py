@@ -92,12 +92,12 @@ def train(
 @_user_errors
 def predict(
     model_dir: Annotated[Path, typer.Argument(help="A model folder written by `quicklearn train`.")],
-    inputs: Annotated[list[str], typer.Argument(help="Image files, folders, or a CSV with an image-path column.")],
+    inputs: Annotated[list[str], typer.Argument(help="Image files, folders, or a CSV (image paths; or rows for a table or text model).")],
     format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json.")] = "table",
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the predictions to this file.")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Predict labels for images with a trained model."""
+    """Predict with a trained model: images (files, folders, a CSV of paths), or the rows of a CSV for table and text models."""
     commands.predict(model_dir, inputs, format, out_file, out)
 
 

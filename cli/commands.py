@@ -159,8 +159,9 @@ def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None,
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"--format {fmt!r}: use table, csv or json.")
     model = ql.load(model_dir)
-    if getattr(model, "config", {}).get("task") == "tabular":
-        _predict_table(model, inputs, fmt, out_file, console)
+    task = model.config.get("task", "vision")
+    if task in ("tabular", "text"):
+        _predict_rows(model, task, inputs, fmt, out_file, console)
         return
     paths, frame = _collect_inputs(inputs)
     preds = model.predict(paths)
@@ -205,12 +206,12 @@ def _emit_frame(df: Any, fmt: str, out_file: Path | None, console: Console) -> b
     return True
 
 
-def _predict_table(model: Any, inputs: list[str], fmt: str, out_file: Path | None, console: Console) -> None:
-    """A tabular model: each CSV's rows with the prediction columns appended (one CSV, or several in turn)."""
+def _predict_rows(model: Any, task: str, inputs: list[str], fmt: str, out_file: Path | None, console: Console) -> None:
+    """A tabular or text model: each CSV's rows with the prediction columns appended (one CSV, or several in turn)."""
     import pandas as pd
 
     if not inputs or not all(Path(i).suffix.lower() in (".csv", ".tsv", ".txt") for i in inputs):
-        raise DataError(f"a tabular model predicts on CSV files; got {inputs[0] if inputs else 'nothing'}.")
+        raise DataError(f"a {task} model predicts on CSV files; got {inputs[0] if inputs else 'nothing'}.")
     df = pd.concat([model.predict(Path(i).expanduser()) for i in inputs], ignore_index=True)
     if not _emit_frame(df, fmt, out_file, console):
         shown = df[[c for c in df.columns if c.endswith(("_pred", "_prob"))]]

@@ -169,5 +169,9 @@ def test_cli_trains_a_text_model(imdb_slice, tmp_path):
                "--epochs", "0", "--freeze-epochs", "1", "--bs", "32", "--max-len", "64", "--out", out)
     assert r.exit_code == 0, r.stderr
     assert "fine-tuning text encoder minilm" in r.stdout and (out / "model.safetensors").is_file()
+    r = invoke("predict", out, imdb_slice, "--out", tmp_path / "pred.csv")
+    assert r.exit_code == 0, r.stderr
+    pred = pd.read_csv(tmp_path / "pred.csv")
+    assert len(pred) == 200 and set(pred["label_pred"]) <= {"positive", "negative"} and pred["label_prob"].between(0.5, 1).all()
     r = invoke("train", "--data", imdb_slice, "--task", "text", "--target", "label", "--text-col", "review", "--out", tmp_path / "x")
     assert r.exit_code == 1 and "text column 'review' not found" in r.stderr and "Traceback" not in r.stderr
