@@ -3,26 +3,38 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-__all__ = ["plot_history", "save_figure"]
+from .fileio import atomic_path
+
+__all__ = ["plot_history", "history_figure", "save_figure"]
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """tight_layout, save as a 100-dpi PNG (creating the folder), close the figure; returns the path."""
+    """tight_layout, save as a 100-dpi PNG (creating the folder, atomically), close the figure; returns the path."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # a crash mid-write never leaves a truncated PNG
+            fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
     return path
 
 
-def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path | None:
+def plot_history(history: list[dict[str, Any]], path: str | Path,
+                 lr_trace: Sequence[tuple[float, float, float]] | None = None) -> Path | None:
+    """Save `history_figure` as a PNG at `path`; None (and no file) when there is no history yet."""
     if not history:
         return None
+    return save_figure(history_figure(history, lr_trace), path)
+
+
+def history_figure(history: list[dict[str, Any]], lr_trace: Sequence[tuple[float, float, float]] | None = None):  # noqa: ANN201
+    """Loss, validation metrics and learning rate against epochs, as a matplotlib Figure; `lr_trace` (from
+    `LRRecorder`) draws the rate of every step instead of one point per epoch, so the one-cycle warm-up shows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,17 +53,29 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> Path | None
     axes[1].set_title("validation metrics")
     if metrics:
         axes[1].legend()
-    lrs = [h["lr"] for h in history]
-    axes[2].plot(x, lrs, "o-")
+    if lr_trace:
+        tx = [t[0] for t in lr_trace]
+        axes[2].plot(tx, [t[1] for t in lr_trace], label="head")
+        if any(t[2] == t[2] for t in lr_trace):  # NaN != NaN: only when body groups trained
+            axes[2].plot(tx, [t[2] for t in lr_trace], label="lowest body group")
+        axes[2].legend()
+        lrs = [v for t in lr_trace for v in t[1:] if v == v]
+        axes[2].set_title("learning rate (every step)")
+    else:
+        lrs = [h["lr"] for h in history]
+        axes[2].plot(x, lrs, "o-")
+        axes[2].set_title("learning rate (head, end of epoch)")
     if len(set(lrs)) > 1 and min(lrs) > 0:  # one epoch (or a constant rate) has no range to put on a log axis
         axes[2].set_yscale("log")
-    axes[2].set_title("learning rate (head, end of epoch)")
     frozen_end = sum(1 for h in history if h.get("stage") == 0)
-    for ax in axes:
+    from matplotlib.ticker import MaxNLocator
+
+    for i, ax in enumerate(axes):
         ax.set_xlabel("epoch")
-        ax.set_xticks(x)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=min(len(x) + 1, 12)))
         if 0 < frozen_end < len(history):
-            ax.axvline(frozen_end + 0.5, color="grey", ls="--", lw=0.8)
+            # points are epoch ends; the per-step lr trace unfreezes exactly at the end of the frozen epochs
+            ax.axvline(frozen_end if (i == 2 and lr_trace) else frozen_end + 0.5, color="grey", ls="--", lw=0.8)
     unfrozen_note = " (dashed line: body unfrozen)" if 0 < frozen_end < len(history) else ""
     fig.suptitle(f"Training curves{unfrozen_note}", fontsize=11)
-    return save_figure(fig, path)
+    return fig

@@ -12,7 +12,7 @@ from ..progress import progress
 if TYPE_CHECKING:
     from .learner import Learner
 
-__all__ = ["run_lr_find", "valley", "plot_lr_find"]
+__all__ = ["run_lr_find", "valley", "plot_lr_find", "lr_find_figure"]
 
 
 def run_lr_find(learn: "Learner", start_lr: float, end_lr: float, num_it: int) -> tuple[list[float], list[float]]:
@@ -64,6 +64,12 @@ def valley(lrs: list[float], losses: list[float]) -> float:
 
 
 def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path: str | Path) -> Path:
+    """Save `lr_find_figure` as a PNG at `path`."""
+    return save_figure(lr_find_figure(lrs, losses, suggestion), path)
+
+
+def lr_find_figure(lrs: list[float], losses: list[float], suggestion: float):  # noqa: ANN201
+    """Smoothed loss against the learning rate (log axis), with the suggested rate marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -81,4 +87,4 @@ def plot_lr_find(lrs: list[float], losses: list[float], suggestion: float, path:
     finite = [v for v in losses if math.isfinite(v)]
     if finite:
         ax.set_ylim(min(finite) * 0.95, min(max(finite), finite[0] * 2) * 1.05)
-    return save_figure(fig, path)
+    return fig
