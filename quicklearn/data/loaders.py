@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import DataError
 from ..progress import progress
-from .augment import AugmentConfig, augment_batch
+from .augment import AugmentConfig, augment_batch, resize_batch
 from .images import UnreadableImage, decode_image
 from .pipeline import ImagePipeline
 
@@ -159,6 +159,7 @@ class BatchLoader:
     device: torch.device = torch.device("cpu")
     channels_last: bool = False
     epoch: int = 0
+    size: int | None = None  # training size when set (progressive resizing); None = pipeline.size
 
     def __post_init__(self) -> None:
         # Two pinned staging buffers for host->GPU copies, used in turn: a batch is gathered into one while the
@@ -191,7 +192,9 @@ class BatchLoader:
         x = self._gather(idx)
         y = self.targets[idx].to(self.device, non_blocking=self.device.type == "cuda")
         if self.augment is not None and self.augment.enabled:
-            x = self.pipeline.normalize(augment_batch(x, self.pipeline.size, self.augment, aug_gen or torch.Generator()))
+            x = self.pipeline.normalize(augment_batch(x, self.size or self.pipeline.size, self.augment, aug_gen or torch.Generator()))
+        elif self.size:
+            x = self.pipeline.normalize(resize_batch(x, self.size))
         else:
             x = self.pipeline.valid_batch(x)
         if self.channels_last:

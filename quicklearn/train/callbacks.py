@@ -1,6 +1,7 @@
 """Training hooks: a callback is a class with no-op methods; the Learner's loop calls them in one place.
 
-Hooks (Keras 3's small protocol): on_fit_begin/end, on_epoch_begin/end, on_batch_begin/end.
+Hooks (Keras 3's small protocol): on_fit_begin/end, on_epoch_begin/end, on_batch_begin/end, and
+on_test_begin/end around each epoch's validation.
 `logs` is a plain dict: batch logs carry `loss`, epoch logs carry `train_loss`, `valid_loss` and the metrics.
 A callback stops training by setting `learner.stop_training = True`.
 """
@@ -40,6 +41,15 @@ class Callback:
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None: ...
     def on_batch_begin(self, batch: int, logs: dict[str, Any]) -> None: ...
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None: ...
+    def on_test_begin(self, logs: dict[str, Any]) -> None: ...
+    def on_test_end(self, logs: dict[str, Any]) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to continue this callback; saved in the Learner's checkpoint when not empty."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned (called before on_fit_begin of the resumed fit)."""
 
 
 def _fmt(key: str, v: Any) -> str:
@@ -85,6 +95,10 @@ class ProgressCallback(Callback):
     def on_batch_end(self, batch: int, logs: dict[str, Any]) -> None:
         if self.bar:
             self.bar.update(self.batch_task, advance=1, info=f"loss {logs['smooth_loss']:.4f}")
+
+    def on_test_begin(self, logs: dict[str, Any]) -> None:
+        if self.bar:  # a large validation set takes a while: say what is happening after the last batch
+            self.bar.update(self.batch_task, info="validating ...")
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         if self.silent:
