@@ -18,7 +18,7 @@ import torch
 from ..errors import DataError
 from .sources import ItemSource
 
-__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing", "target_stats"]
+__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing", "target_stats", "detect_delim", "split_labels"]
 
 TargetKind = Literal["single", "multi", "regression"]
 
@@ -86,7 +86,7 @@ def get_targets(
     if kind == "regression":
         return Targets("regression", numeric_values(raw, source.paths, f"target {y!r}"), None)
     if kind == "multi":
-        sets = [_split_multi(v, label_delim) for v in raw]
+        sets = split_labels(raw, label_delim)
         vocab = Vocab.from_labels([c for s in sets for c in s])
         values = torch.zeros((len(sets), len(vocab)), dtype=torch.float32)
         for i, s in enumerate(sets):
@@ -152,11 +152,29 @@ def raw_labels(source: ItemSource, y: str | Callable[[Path], Any] | None) -> lis
     )
 
 
+_DELIMS = (",", ";", "|")  # tried in this order; whitespace when a column has none of them
+
+
+def detect_delim(raw: Sequence[Any]) -> str | None:
+    """The one separator of a multi-label column: the first of , ; | that any label holds, else None (whitespace).
+
+    One separator per column, so "traffic light, person" gives two labels, not three, and "3 7" / "3,7" both work."""
+    text = [str(v) for v in raw if not is_missing(v)]
+    return next((d for d in _DELIMS if any(d in t for t in text)), None)
+
+
+def split_labels(raw: Sequence[Any], delim: str | None = None) -> list[list[str]]:
+    """Each row's labels (empty for a missing cell), split on `delim` or on the column's detected separator."""
+    delim = delim if delim is not None else detect_delim(raw)
+    return [_split_multi(v, delim) for v in raw]
+
+
 def _split_multi(value: Any, delim: str | None) -> list[str]:
+    """One cell's labels: split on `delim` (stripped), or on whitespace when `delim` is None."""
     if is_missing(value):
         return []
     text = str(value)
-    parts = text.split(delim) if delim else re.split(r"[\s,;|]+", text)
+    parts = text.split(delim) if delim else text.split()
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -171,6 +189,8 @@ def _infer_kind(raw: list[Any], label_delim: str | None, allow_multi: bool) -> T
     if not allow_multi:
         return "single"
     text = series.dropna().astype(str)
-    if len(text) and text.str.contains(r"[\s,;|]").mean() > 0.05 and text.str.split(r"[\s,;|]+").map(len).max() > 1:
+    delim = detect_delim(raw)
+    sets = split_labels(text.tolist(), delim)
+    if len(text) and sum(len(s) > 1 for s in sets) > 0.05 * len(text):
         return "multi"
     return "single"
