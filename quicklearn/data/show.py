@@ -27,7 +27,9 @@ def image_grid(images: torch.Tensor, titles: list[str], path: str | Path, suptit
     n = len(images)
     cols = min(4, n) if n <= 8 else min(6, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.8 * rows + (0.4 if suptitle else 0)), squeeze=False)
+    lines = max((str(t).count("\n") + 1 for t in titles), default=1)  # room for multi-line titles (top losses)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, (2.6 + 0.2 * lines) * rows + (0.5 if suptitle else 0)),
+                             squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= n:
