@@ -57,6 +57,7 @@ def train(
     recipe: Annotated[Optional[str], typer.Option(help="Recipe file or shipped name (vision, vision-fast-cpu, ...).")] = None,
     task: Annotated[Optional[str], typer.Option(help="vision | tabular | text (inferred from the data when left out).")] = None,
     target: Annotated[Optional[str], typer.Option("--target", "-y", help="Target: a CSV column or a regex on the file name.")] = None,
+    kind: Annotated[Optional[str], typer.Option(help="single | multi | regression [default: inferred from the target].")] = None,
     arch: Annotated[Optional[str], typer.Option(help="timm architecture [default: tf_efficientnet_lite0].")] = None,
     weights: Annotated[Optional[str], typer.Option(help="imagenet | PATH to a weights file | none.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Unfrozen epochs, after the frozen ones [default: 3].")] = None,
@@ -77,6 +78,11 @@ def train(
     out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: runs/<data>-<time>].")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")] = False,
+    mixup: Annotated[Optional[float], typer.Option(help="Images: mixup's Beta alpha, e.g. 0.4 [default: off].")] = None,
+    cutmix: Annotated[Optional[float], typer.Option(help="Images: CutMix's Beta alpha, e.g. 1.0 [default: off].")] = None,
+    ema: Annotated[Optional[float], typer.Option(help="Images: keep an EMA of the weights with this decay, e.g. 0.998 [default: off].")] = None,
+    progressive: Annotated[Optional[float], typer.Option(help="Images: train at this fraction of --size first, e.g. 0.5 [default: off].")] = None,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard in <out>/tensorboard (pip install \"quicklearn[tensorboard]\").")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.")] = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -85,6 +91,7 @@ def train(
         data=data, recipe=recipe, task=task, target=target, arch=arch, weights=weights, epochs=epochs,
         freeze_epochs=freeze_epochs, lr=lr, size=size, bs=bs, seed=seed, device=device, valid_pct=valid_pct,
         split=split, text_col=text_col, max_len=max_len, cat=cat, cont=cont, drop=drop, date_parts=date_parts, out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
+        tensorboard=tensorboard, kind=kind, mixup=mixup, cutmix=cutmix, ema=ema, progressive=progressive,
     )
 
 
@@ -95,10 +102,12 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders, or a CSV (image paths; or rows for a table or text model).")],
     format: Annotated[str, typer.Option("--format", "-f", help="table | csv | json.")] = "table",
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the predictions to this file.")] = None,
+    thresh: Annotated[Optional[str], typer.Option(help="Multi-label images: threshold(s), 0.3, or per label cat=0.3,dog=0.6 (default: the model's own).")] = None,
+    tta: Annotated[bool, typer.Option("--tta", help="Images: average over flips and a zoomed crop (test-time augmentation; 4x slower).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Predict with a trained model: images (files, folders, a CSV of paths), or the rows of a CSV for table and text models."""
-    commands.predict(model_dir, inputs, format, out_file, out)
+    commands.predict(model_dir, inputs, format, out_file, out, thresh=thresh, tta=tta)
 
 
 @app.command()
@@ -108,10 +117,25 @@ def evaluate(
     data: Annotated[str, typer.Option("--data", "-d", help="Labelled images: a folder per class, or a CSV.")],
     target: Annotated[Optional[str], typer.Option("--target", "-y", help="Label column of a CSV.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
+    tta: Annotated[bool, typer.Option("--tta", help="Predict with test-time augmentation (flips and a zoomed crop; 4x slower).")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Measure a trained model on labelled data it has not seen."""
-    commands.evaluate(model_dir, data, target, format, out)
+    commands.evaluate(model_dir, data, target, format, out, tta=tta)
+
+
+@app.command()
+@_user_errors
+def interpret(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `quicklearn train`.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Labelled data: images (a folder per class, or a CSV), or the CSV of a table or text model.")],
+    target: Annotated[Optional[str], typer.Option("--target", "-y", help="Label column of a CSV (default: the one the model was trained on).")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the PNGs and CSVs (default: MODEL_DIR/interpretation).")] = None,
+    top_losses: Annotated[int, typer.Option("--top-losses", help="How many worst items to list and show.")] = 9,
+    debug: DebugOpt = False,
+) -> None:
+    """Where a model errs: confusion matrix, per-class table, top losses, feature importance; tables and PNGs."""
+    commands.interpret(model_dir, data, target, out_dir, top_losses, out)
 
 
 @app.command("lr-find")
@@ -186,6 +210,20 @@ def weights_import(
 def weights_list(debug: DebugOpt = False) -> None:
     """List the weights in the offline cache."""
     commands.weights_list(out)
+
+
+
+@app.command()
+@_user_errors
+def export(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `quicklearn train`.")],
+    onnx: Annotated[bool, typer.Option("--onnx", help="Write an ONNX file (normalization inside, dynamic batch) for onnxruntime.")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="The file to write (default: MODEL_DIR/model.onnx).")] = None,
+    opset: Annotated[Optional[int], typer.Option(help="ONNX opset version (default: torch's exporter's, 20 with torch 2.14).")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Export a trained image (or table) model for serving: `--onnx` writes one ONNX file, checked against PyTorch."""
+    commands.export(model_dir, onnx, out_file, opset, out)
 
 
 def main() -> None:

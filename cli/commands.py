@@ -47,7 +47,7 @@ def _names(value: str | None) -> list[str] | None:
 
 def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, lr, size, bs, seed, device, valid_pct,
           out, overwrite, resume, print_config, console: Console, split=None, text_col=None, max_len=None, cat=None, cont=None, drop=None,
-          date_parts=None) -> None:
+          date_parts=None, tensorboard=False, kind=None, mixup=None, cutmix=None, ema=None, progressive=None) -> None:
     from quicklearn.config import merge_overrides
     from quicklearn.run import default_out_dir, run_recipe
 
@@ -61,7 +61,7 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
         "data.path": data, "data.y": target, "data.valid_pct": valid_pct, "model.arch": arch, "model.weights": weights,
         "fit.epochs": epochs, "fit.freeze_epochs": freeze_epochs, "fit.base_lr": lr, "transforms.size": size,
         "training.bs": bs_value, "training.seed": seed, "training.device": device,
-        "output.out": str(out) if out else None, "data.splitter": split,
+        "output.out": str(out) if out else None, "data.splitter": split, "data.kind": kind, "output.tensorboard": tensorboard or None,
     }
     table_only = {"data.cat_names": _names(cat), "data.cont_names": _names(cont), "data.drop": _names(drop),
                   "data.date_parts": date_parts}
@@ -69,6 +69,11 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     if given and base.task != "tabular":
         raise ConfigError(f"--{given[0].split('.')[1].replace('_names', '').replace('_', '-')} is for tables (--task tabular).")
     overrides.update(table_only)
+    image_only = {"training.mixup": mixup, "training.cutmix": cutmix, "training.ema": ema, "training.progressive": progressive}
+    given = [k for k, v in image_only.items() if v is not None]
+    if given and base.task != "vision":
+        raise ConfigError(f"--{given[0].split('.')[1]} is for images (--task vision).")
+    overrides.update(image_only)
     if (text_col is not None or max_len is not None) and base.task != "text":
         raise ConfigError(f"{'--text-col' if text_col is not None else '--max-len'} is for texts (--task text).")
     if text_col is not None:
@@ -123,6 +128,10 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     for k, v in result.metrics.items():
         table.add_row(f"valid {k}", f"{v:.4f}")
     table.add_row("model folder", str(result.out))
+    if (result.out / "training_curves.png").exists():
+        table.add_row("training curves", str(result.out / "training_curves.png"))
+    if (result.out / "tensorboard").is_dir():
+        table.add_row("tensorboard", f"tensorboard --logdir {result.out / 'tensorboard'}")
     console.print(table)
 
 
@@ -153,18 +162,27 @@ def _collect_inputs(inputs: list[str]) -> tuple[list[Path], Any]:
     return paths, frame
 
 
-def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None, console: Console) -> None:
+def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None, console: Console, *,
+            thresh: str | None = None, tta: bool = False) -> None:
     import quicklearn as ql
+    from quicklearn.thresholds import check_thresh, parse_thresh
 
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"--format {fmt!r}: use table, csv or json.")
     model = ql.load(model_dir)
     task = model.config.get("task", "vision")
     if task in ("tabular", "text"):
+        if thresh is not None or tta:
+            raise ConfigError(f"{'--thresh' if thresh is not None else '--tta'} is for image models; this is a {task} model.")
         _predict_rows(model, task, inputs, fmt, out_file, console)
         return
+    thresholds = None
+    if thresh is not None:
+        if model.kind != "multi":
+            raise ConfigError(f"--thresh is for multi-label models; this model's target is {model.kind}.")
+        thresholds = check_thresh(parse_thresh(thresh), model.classes or [], "--thresh")
     paths, frame = _collect_inputs(inputs)
-    preds = model.predict(paths)
+    preds = model.predict(paths, thresh=thresholds, tta=tta)
     rows = [{"path": str(p), "prediction": pr.label if not isinstance(pr.label, list) else " ".join(pr.label),
              "probability": pr.probability} for p, pr in zip(paths, preds)]
     if frame is not None and len(frame) == len(rows):  # a CSV input: its rows with the predictions appended
@@ -224,21 +242,80 @@ def _predict_rows(model: Any, task: str, inputs: list[str], fmt: str, out_file: 
         console.print(table)
 
 
-def evaluate(model_dir: Path, data: str, target: str | None, fmt: str, console: Console) -> None:
+def evaluate(model_dir: Path, data: str, target: str | None, fmt: str, console: Console, *, tta: bool = False) -> None:
     from quicklearn.evaluate import evaluate_model
     import quicklearn as ql
 
-    metrics = evaluate_model(ql.load(model_dir), data, y=target)
+    metrics = evaluate_model(ql.load(model_dir), data, y=target, tta=tta)
     if fmt == "json":
         console.print_json(json.dumps(metrics))
         return
-    console.print(f"{model_dir} evaluated on {data}", highlight=False, soft_wrap=True)
+    console.print(f"{model_dir} evaluated on {data}{' with TTA' if tta else ''}", highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in metrics.items():
         table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     console.print(table)
+
+
+def interpret(model_dir: Path, data: str, target: str | None, out_dir: Path | None, top_losses: int,
+              console: Console) -> None:
+    import quicklearn as ql
+    from quicklearn.importance import importance_label
+
+    if top_losses < 1:
+        raise ConfigError(f"--top-losses {top_losses}: list at least 1 item.")
+    interp = ql.interpret(ql.load(model_dir), data, y=target)
+    console.print(f"{model_dir} interpreted on {data} ({len(interp)} items)", highlight=False, soft_wrap=True)
+    if interp.kind in ("single", "multi"):
+        console.print(_frame_table(interp.per_class(), "per class" if interp.kind == "single" else "per label", index="class"))
+    if interp.kind == "single":
+        pairs = interp.most_confused()
+        if pairs:
+            shown = pairs[:15]
+            table = Table(title=f"most confused{'' if len(pairs) <= 15 else f' (15 of {len(pairs)} pairs)'}")
+            for col in ("actual", "predicted as", "count"):
+                table.add_column(col, justify="right" if col == "count" else "left")
+            for a, p, n in shown:
+                table.add_row(a, p, str(n))
+            console.print(table)
+        else:
+            console.print("no confused pairs: every item is classified right", highlight=False)
+    if interp.kind == "regression":
+        table = Table(title="regression")
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for k, v in interp.regression_metrics().items():
+            table.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+        console.print(table)
+    if interp.importance is not None:
+        fi = interp.feature_importance().rename(columns={"importance": importance_label(interp.kind)})
+        console.print(_frame_table(fi, "permutation feature importance (3 shuffles per column)"))
+    worst = interp.top_losses(top_losses)
+    worst["item"] = [s if len(s) <= 80 else s[:79] + "…" for s in worst["item"]]
+    console.print(_frame_table(worst.drop(columns="probability") if interp.kind != "single" else worst,
+                               f"top {len(worst)} losses"))
+    paths = interp.save(out_dir or model_dir / "interpretation", k=top_losses)
+    console.print("wrote:", highlight=False)
+    for p in paths:
+        console.print(f"  {p}", highlight=False, soft_wrap=True)
+
+
+def _frame_table(df: Any, title: str, index: str | None = None) -> Table:
+    """A DataFrame as a rich table: numbers right-aligned (4 significant digits), text folded rather than cut."""
+    import pandas as pd
+
+    table = Table(title=title)
+    if index:
+        table.add_column(index)
+    for col in df.columns:
+        numeric = pd.api.types.is_numeric_dtype(df[col])
+        table.add_column(str(col), justify="right" if numeric else "left", overflow="fold")
+    for name, row in df.iterrows():
+        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row]
+        table.add_row(*([str(name)] if index else []), *cells)
+    return table
 
 
 def lr_find(data: str, arch: str, weights: str, size: int, bs: int, plot: Path, console: Console) -> None:
@@ -337,3 +414,29 @@ def weights_list(console: Console) -> None:
     for e in entries:
         table.add_row(str(e.get("arch")), str(e.get("source", e.get("note", ""))), str(e.get("mapping", "")))
     console.print(table)
+
+
+def export(model_dir: Path, onnx: bool, out_file: Path | None, opset: int | None, console: Console) -> None:
+    import quicklearn as ql
+    from quicklearn.onnx_export import describe_onnx
+
+    if not onnx:
+        raise ConfigError("quicklearn export needs a format; the one available is --onnx (one .onnx file for onnxruntime "
+                          "and other ONNX servers). The model folder itself is already what quicklearn.load reads.")
+    console.print(f"exporting {model_dir} to ONNX (tracing the model takes a few seconds)", highlight=False)
+    path = ql.export_onnx(model_dir, out_file, opset=opset)
+    info = describe_onnx(path)
+    console.print(f"wrote {path} ({info['bytes'] / 1e6:.1f} MB, opset {info['opset']})", highlight=False, soft_wrap=True)
+    table = Table()
+    for col in ("", "name", "dtype", "shape"):
+        table.add_column(col)
+    for role in ("inputs", "outputs"):
+        for v in info[role]:
+            table.add_row(role[:-1], v["name"], v["dtype"], "(" + ", ".join(str(d) for d in v["shape"]) + ")")
+    console.print(table)
+    check = (info["metadata"] or {}).get("check")
+    if check:
+        console.print(f"parity: max |ONNX - PyTorch| = {check['max_abs_diff']:.2e} on a random batch of {check['batch']}",
+                      highlight=False)
+    else:
+        console.print('parity: not checked (onnxruntime is not installed: pip install "quicklearn[onnx]")', highlight=False)

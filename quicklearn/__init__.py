@@ -43,8 +43,14 @@ _EXPORTS: dict[str, str] = {
     "Callback": "quicklearn.train.callbacks", "ProgressCallback": "quicklearn.train.callbacks",
     "HistoryLogger": "quicklearn.train.callbacks", "EarlyStopping": "quicklearn.train.callbacks",
     "SaveBest": "quicklearn.train.callbacks", "Checkpoint": "quicklearn.train.callbacks",
+    "TensorBoardLogger": "quicklearn.train.tensorboard", "LRRecorder": "quicklearn.train.recorder",
+    "EMA": "quicklearn.train.ema", "ReduceLROnPlateau": "quicklearn.train.plateau",
+    "ProgressiveResize": "quicklearn.train.progressive", "mixup": "quicklearn.train.mix", "cutmix": "quicklearn.train.mix",
     # results
     "Predictor": "quicklearn.export", "Prediction": "quicklearn.export", "TabularPredictor": "quicklearn.tabular_predictor",
+    "interpret": "quicklearn.interpretation", "Interpretation": "quicklearn.interpretation",
+    "fit_thresholds": "quicklearn.thresholds",
+    "export_onnx": "quicklearn.onnx_export",
     # process settings
     "tune_cpu_allocator": "quicklearn.runtime",
 }
@@ -76,6 +82,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .data.tabular import ColumnRoles, TabularProcessor, infer_roles
     from .data.transforms import CenterCrop, RandomResizedCrop, Resize
     from .export import Prediction, Predictor, load
+    from .interpretation import Interpretation, interpret
+    from .onnx_export import export_onnx
     from .models.backbones import DEFAULT_ARCH, create_body
     from .models.heads import HeadConfig
     from .models.model import TransferModel, build_model
@@ -87,6 +95,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .text import text_dataloaders, text_learner
     from .models.text import TextModel
     from .text_predictor import TextPredictor
+    from .thresholds import fit_thresholds
     from .train.callbacks import Callback, Checkpoint, EarlyStopping, HistoryLogger, ProgressCallback, SaveBest
+    from .train.ema import EMA
     from .train.learner import Learner, LRFindResult
+    from .train.recorder import LRRecorder
+    from .train.tensorboard import TensorBoardLogger
+    from .train.mix import cutmix, mixup
+    from .train.plateau import ReduceLROnPlateau
+    from .train.progressive import ProgressiveResize
     from .vision import vision_learner

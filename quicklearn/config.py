@@ -83,6 +83,11 @@ class VisionTraining(_Section):
     freeze_bn_stats: bool | None = Field(None, description="Keep pretrained BatchNorm statistics (default: when pretrained).")
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     class_weights: list[float] | None = None
+    mixup: float = Field(0.0, ge=0, description="Mixup's Beta alpha, e.g. 0.4 (0 = off); training batches only.")
+    cutmix: float = Field(0.0, ge=0, description="CutMix's Beta alpha, e.g. 1.0 (0 = off); with mixup, one of the two per batch.")
+    ema: float | None = Field(None, gt=0, lt=1, description="Keep an EMA of the weights with this decay, e.g. 0.998; validate and export it.")
+    reduce_lr_on_plateau: bool = Field(False, description="Halve the learning rate after an epoch without improvement of the monitor.")
+    progressive: float | None = Field(None, gt=0, le=1, description="Progressive resizing: start at this fraction of size, e.g. 0.5.")
     grad_clip: float | None = None
     grad_accum: int = Field(1, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -107,6 +112,7 @@ class FitSection(_Section):
 class OutputSection(_Section):
     out: str | None = Field(None, description="Output directory (default runs/<data>-<timestamp>).")
     plots: bool = True
+    tensorboard: bool = Field(False, description="Also log to TensorBoard event files in <out>/tensorboard (needs quicklearn[tensorboard]).")
 
 
 class _Recipe(_Section):

@@ -14,17 +14,18 @@ import torch
 import torch.nn.functional as F
 
 from .data.block import image_source
-from .data.labels import _split_multi, is_missing, numeric_values, raw_labels
+from .data.labels import is_missing, numeric_values, raw_labels, split_labels
 from .errors import DataError
+from .thresholds import thresh_vector
 from .train.metrics import default_metrics, get_metric
 
 if TYPE_CHECKING:
     from .export import Predictor
 
-__all__ = ["evaluate_model"]
+__all__ = ["evaluate_model", "image_labels", "trained_data", "encode_targets"]
 
 
-def _labels(data: str | Path, y: str | None, trained_y: Any) -> tuple[list[Path], list[Any]]:
+def image_labels(data: str | Path, y: str | None, trained_y: Any) -> tuple[list[Path], list[Any]]:
     """Image paths and their raw labels: a folder is labelled by parent folder names, a CSV by column `y`
     (default: the column the model was trained on, when the CSV has it)."""
     src = image_source(data)
@@ -39,17 +40,19 @@ def _labels(data: str | Path, y: str | None, trained_y: Any) -> tuple[list[Path]
     return src.paths, raw_labels(src, y)
 
 
-def _trained(predictor: "Predictor") -> dict:
+def trained_data(predictor: "Predictor") -> dict:
     """The data section of the recipe the model was trained with (empty when trained from Python)."""
     return (predictor.config.get("recipe") or {}).get("data") or {}
 
 
-def _encode(predictor: "Predictor", paths: list[Path], raw: list[Any]) -> torch.Tensor:
+def encode_targets(predictor: "Predictor", paths: list[Path], raw: list[Any]) -> torch.Tensor:
+    """Raw labels -> the targets the model was trained on (class indices, multi-hot rows or floats); `paths` name
+    the items in messages (any predictor: images, rows or texts)."""
     kind, classes = predictor.kind, list(predictor.classes or [])
     if kind == "regression":
         return numeric_values(raw, paths, "the labels (this model predicts numbers)")
-    delim = _trained(predictor).get("label_delim")
-    sets = [_split_multi(v, delim) for v in raw] if kind == "multi" else [[] if is_missing(v) else [str(v)] for v in raw]
+    delim = trained_data(predictor).get("label_delim")
+    sets = split_labels(raw, delim) if kind == "multi" else [[] if is_missing(v) else [str(v)] for v in raw]
     for path, labels in zip(paths, sets):
         if kind == "single" and not labels:
             raise DataError(f"{path}: has no label. Fill it in or drop that row.")
@@ -65,17 +68,21 @@ def _encode(predictor: "Predictor", paths: list[Path], raw: list[Any]) -> torch.
     return multi
 
 
-def evaluate_model(predictor: "Predictor", data: str | Path, y: str | None = None) -> dict[str, float]:
+def evaluate_model(predictor: "Predictor", data: str | Path, y: str | None = None, tta: bool = False) -> dict[str, float]:
     """The model's loss (classification) and default metrics on labelled images: a folder (one sub-folder per
-    class, searched recursively, so a train/valid tree works too) or a CSV of image paths with label column `y`."""
-    paths, raw = _labels(data, y, _trained(predictor).get("y"))
-    targets = _encode(predictor, paths, raw)
-    out = predictor.raw(paths)
+    class, searched recursively, so a train/valid tree works too) or a CSV of image paths with label column `y`.
+    tta: predict with test-time augmentation; multi-label metrics use the model's thresholds."""
+    paths, raw = image_labels(data, y, trained_data(predictor).get("y"))
+    targets = encode_targets(predictor, paths, raw)
+    out = predictor.raw(paths, tta=tta)
     result: dict[str, float] = {"n": len(paths)}
     if predictor.kind == "single":
         result["loss"] = float(F.cross_entropy(out, targets))
     elif predictor.kind == "multi":
         result["loss"] = float(F.binary_cross_entropy_with_logits(out, targets))
     for name in default_metrics(predictor.kind):
-        result[name] = float(get_metric(name)(out, targets))
+        if predictor.kind == "multi":
+            result[name] = float(get_metric(name)(out, targets, thresh_vector(predictor.thresh, predictor.classes or [])))
+        else:
+            result[name] = float(get_metric(name)(out, targets))
     return result

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -20,8 +20,11 @@ from safetensors.torch import load_file, save_file
 from ._version import __version__
 from .data.images import UnreadableImage, decode_image, to_mode
 from .data.pipeline import ImagePipeline
-from .errors import DataError, QuicklearnError
+from .errors import ConfigError, DataError, QuicklearnError
 from .fileio import atomic_path, write_json
+from .progress import progress
+from .thresholds import DEFAULT_THRESH, Thresh, check_thresh, label_thresh, merge_thresh
+from .tta import tta_outputs
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -35,13 +38,17 @@ FORMAT_VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 
-def export_learner(learn: "Learner", path: str | Path) -> Path:
-    """Write `learn`'s model to the directory `path` (created if needed); files are replaced atomically."""
+def export_learner(learn: "Learner", path: str | Path, thresh: Thresh | None = None) -> Path:
+    """Write `learn`'s model to the directory `path` (created if needed); files are replaced atomically.
+    thresh: a multi-label model's decision threshold(s), a float or {label: float} (see `fit_thresholds`)."""
     model_config = learn.config.get("model", {})
     task = learn.config.get("task", "vision")
     if task == "vision" and not {"arch", "n_out"} <= set(model_config):
         raise QuicklearnError("export needs the model's arch and n_out in learn.config['model'] "
                               "(set by vision_learner); build the Learner with vision_learner, or set them.")
+    if thresh is not None and learn.dls.kind != "multi":
+        raise ConfigError(f"export(thresh=...) is for multi-label models; this one's target is {learn.dls.kind}. Leave thresh out.")
+    thresh = DEFAULT_THRESH if thresh is None else check_thresh(thresh, list(learn.dls.vocab.classes), "export thresh")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
@@ -57,7 +64,7 @@ def export_learner(learn: "Learner", path: str | Path) -> Path:
         "classes": list(dls.vocab.classes) if dls.vocab else None,
         "target_stats": [learn.y_mean, learn.y_std] if dls.kind == "regression" else None,
         "recipe": learn.config.get("recipe"),
-        "thresh": 0.5,
+        "thresh": thresh,
     }
     if task == "tabular":
         config.update(target=dls.y, processor=dls.processor.to_dict(), roles=dls.roles.to_dict())
@@ -80,15 +87,18 @@ class Prediction:
     probs: dict[str, float] = field(default_factory=dict)
 
 
-def decode_prediction(out: torch.Tensor, kind: str, classes: Sequence[str] | None, thresh: float = 0.5) -> Prediction:
+def decode_prediction(out: torch.Tensor, kind: str, classes: Sequence[str] | None,
+                      thresh: float | Mapping[str, float] = DEFAULT_THRESH) -> Prediction:
     """One row of model output -> a Prediction: a value (regression), the labels over `thresh` (multi-label,
-    sigmoid), or the most likely class with every class's softmax probability."""
+    sigmoid; a float, or per label a dict whose missing labels use 0.5), or the most likely class with every
+    class's softmax probability."""
     if kind == "regression":
         return Prediction(float(out))
     classes = list(classes or [])
     if kind == "multi":
         p = out.sigmoid()
-        return Prediction([c for c, v in zip(classes, p) if v > thresh], None, {c: float(v) for c, v in zip(classes, p)})
+        return Prediction([c for c, v in zip(classes, p) if v > label_thresh(thresh, c)], None,
+                          {c: float(v) for c, v in zip(classes, p)})
     p = out.softmax(0)
     i = int(p.argmax())
     return Prediction(classes[i], float(p[i]), {c: float(v) for c, v in zip(classes, p)})
@@ -104,6 +114,9 @@ class Predictor:
         self.pipeline = ImagePipeline.from_dict(config["pipeline"])
         self.kind = config["kind"]
         self.classes: list[str] | None = config.get("classes")
+        self.thresh: Thresh = DEFAULT_THRESH
+        if self.kind == "multi":
+            self.thresh = check_thresh(config.get("thresh", DEFAULT_THRESH), self.classes or [], f"{CONFIG} 'thresh'")
 
     def _to_uint8(self, item: "str | Path | Image.Image | torch.Tensor | Any") -> torch.Tensor:
         """A path, PIL image, numpy array or tensor (CHW or HWC; uint8, or float in [0, 1]) -> pre-sized uint8 CHW."""
@@ -144,28 +157,44 @@ class Predictor:
         return self.pipeline.item(t.contiguous())
 
     @torch.no_grad()
-    def raw(self, items: Sequence[Any], bs: int = 64) -> torch.Tensor:
-        """Model outputs for `items` (logits; regression values in original units)."""
+    def raw(self, items: Sequence[Any], bs: int = 64, tta: bool = False) -> torch.Tensor:
+        """Model outputs for `items` (logits; regression values in original units). tta: averaged over the views
+        of `quicklearn.tta` (returned as log mean probabilities / logits of the mean, so they decode the same)."""
         outs = []
-        for k in range(0, len(items), bs):
-            x = torch.stack([self._to_uint8(it) for it in items[k : k + bs]]).to(self.device)
-            outs.append(self.model(self.pipeline.valid_batch(x)).float().cpu())
+        with progress(None if len(items) > bs else False) as bar:  # thousands of files take a while on a CPU
+            task = bar.add_task("predicting" + (" (TTA)" if tta else ""), total=len(items), info="") if bar else None
+            for k in range(0, len(items), bs):
+                x = torch.stack([self._to_uint8(it) for it in items[k : k + bs]]).to(self.device)
+                if tta:
+                    outs.append(tta_outputs(self.model, x, self.pipeline, self.kind, bs=bs, device=self.device))
+                else:
+                    outs.append(self.model(self.pipeline.valid_batch(x)).float().cpu())
+                if bar:
+                    bar.advance(task, len(x))
         out = torch.cat(outs) if outs else torch.empty(0)
         if self.kind == "regression":
             mean, std = self.config["target_stats"]
             out = out.flatten() * std + mean
         return out
 
-    def predict(self, items: Any, bs: int = 64) -> Prediction | list[Prediction]:
-        """Predict one item (path, PIL image, (C,H,W) tensor) or a list of them (batched)."""
+    def predict(self, items: Any, bs: int = 64, *, thresh: Thresh | None = None, tta: bool = False) -> Prediction | list[Prediction]:
+        """Predict one item (path, PIL image, (C,H,W) tensor) or a list of them (batched).
+        thresh: multi-label threshold(s) for this call, a float or {label: float} over the model's own.
+        tta: average the predictions of four fixed views (flips and a zoomed crop, see `quicklearn.tta`)."""
+        thresholds = self.thresholds(thresh)
         single = not isinstance(items, (list, tuple))
         batch = [items] if single else list(items)
-        out = self.raw(batch, bs)
-        preds = [self._decode(o) for o in out]
+        out = self.raw(batch, bs, tta=tta)
+        preds = [decode_prediction(o, self.kind, self.classes, thresholds) for o in out]
         return preds[0] if single else preds
 
-    def _decode(self, out: torch.Tensor) -> Prediction:
-        return decode_prediction(out, self.kind, self.classes, self.config.get("thresh", 0.5))
+    def thresholds(self, override: Thresh | None = None) -> Thresh:
+        """The multi-label threshold(s) in use: the model's (config.json 'thresh'), with `override` on top."""
+        if override is None:
+            return self.thresh
+        if self.kind != "multi":
+            raise ConfigError(f"thresh is for multi-label models; this model's target is {self.kind}. Leave it out.")
+        return merge_thresh(self.thresh, check_thresh(override, self.classes or []), self.classes or [])
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> "Predictor | TabularPredictor":

@@ -144,29 +144,36 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     recipe_dict["output"]["out"] = str(out)
     if isinstance(recipe, (TabularRecipe, TextRecipe)) and not recipe.data.y:
         raise ConfigError(f"{recipe.task} data needs its target column: give --target COLUMN or set data.y in the recipe.")
+    cbs = []
+    if recipe.output.tensorboard:
+        from .train.tensorboard import TensorBoardLogger
+
+        cbs.append(TensorBoardLogger(out / "tensorboard"))
     if isinstance(recipe, TabularRecipe):
         from .tabular import tabular_learner
 
-        learn = tabular_learner(data, path=out, progress=progress, recipe=recipe_dict, **tabular_kwargs(recipe))
+        learn = tabular_learner(data, path=out, progress=progress, cbs=cbs, recipe=recipe_dict, **tabular_kwargs(recipe))
     elif isinstance(recipe, TextRecipe):
         from .text import text_learner
 
-        learn = text_learner(data, path=out, progress=progress, recipe=recipe_dict, **text_kwargs(recipe))
+        learn = text_learner(data, path=out, progress=progress, cbs=cbs, recipe=recipe_dict, **text_kwargs(recipe))
     else:
         from .vision import vision_learner
 
-        learn = vision_learner(data, path=out, progress=progress, recipe=recipe_dict, **learner_kwargs(recipe))
+        learn = vision_learner(data, path=out, progress=progress, cbs=cbs, recipe=recipe_dict, **learner_kwargs(recipe))
     if empty_first:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    learn.fine_tune(**fit_kwargs(recipe, learn), resume=resume)
+    try:
+        learn.fine_tune(**fit_kwargs(recipe, learn), resume=resume)
+    finally:
+        for cb in cbs:
+            cb.close()
     wall = time.perf_counter() - t0
     metrics = learn.validate()
     learn.export(out)
     write_json(out / "metrics.json", {"valid": metrics, "history": learn.history, "wall_s": round(wall, 2)})
     if recipe.output.plots:
-        from .plots import plot_history
-
-        plot_history(learn.history, out / "training_curves.png")
+        learn.plot_curves(out / "training_curves.png")
     (out / "checkpoint.pt").unlink(missing_ok=True)  # the model directory is complete; the resume point is no longer needed
     return RunResult(out, metrics, wall, learn)

@@ -25,6 +25,7 @@ from .models.model import build_model
 from .models.weights import is_random_init
 from .train.callbacks import Callback
 from .train.learner import Learner, Precision, resolve_device
+from .train.mix import BatchMixer
 
 __all__ = ["vision_learner"]
 
@@ -61,6 +62,11 @@ def vision_learner(
     freeze_bn_stats: bool | None = None,
     label_smoothing: float = 0.0,
     class_weights: Sequence[float] | None = None,
+    mixup: float = 0.0,
+    cutmix: float = 0.0,
+    ema: float | None = None,
+    reduce_lr_on_plateau: bool = False,
+    progressive: float | None = None,
     grad_clip: float | None = None,
     grad_accum: int = 1,
     precision: Precision = "auto",
@@ -80,8 +86,13 @@ def vision_learner(
     Every DataBlock and Learner option is a keyword here; `path` (a folder) turns on checkpoints and history files.
     freeze_bn_stats: None = keep the pretrained BatchNorm statistics when the body is pretrained (measured on
     hymenoptera: +4 points of final accuracy and a falling instead of rising valid loss), train them for random init.
+    Stronger training, all off by default: mixup/cutmix (Beta alphas, e.g. 0.4 / 1.0), ema (decay of an average of
+    the weights, e.g. 0.998), reduce_lr_on_plateau (halve the lr after an epoch without improvement), progressive
+    (start at this fraction of `size`, e.g. 0.5, full size for the second half of the unfrozen epochs).
     """
     check_arch(arch)  # fail on a typo before decoding any image
+    BatchMixer(mixup, cutmix)  # and on a bad option
+    training_cbs = _training_callbacks(ema, reduce_lr_on_plateau, progressive)
     torch.manual_seed(seed)
     dev = resolve_device(device)
     head = head or HeadConfig()
@@ -102,9 +113,26 @@ def vision_learner(
         "model": {"arch": arch, "n_out": dls.n_out, "in_chans": channels, "head": head.to_dict(), "weights": weights_desc},
         "recipe": recipe,
     }
+    cbs = [*cbs, *training_cbs]
     return Learner(
         dls, model, metrics=metrics, monitor=monitor, opt=opt, wd=wd, train_bn=train_bn, freeze_bn_stats=freeze_bn_stats, device=dev, precision=precision,
         channels_last=channels_last, compile=compile, grad_clip=grad_clip, grad_accum=grad_accum,
-        label_smoothing=label_smoothing, class_weights=class_weights, path=path, cbs=cbs, seed=seed, progress=progress,
+        label_smoothing=label_smoothing, class_weights=class_weights, mixup=mixup, cutmix=cutmix, path=path, cbs=cbs, seed=seed, progress=progress,
         config=config,
     )
+
+
+def _training_callbacks(ema: float | None, reduce_lr_on_plateau: bool, progressive: float | None) -> list[Callback]:
+    """The callbacks that vision_learner's stronger-training keywords stand for (mixup/cutmix live in the Learner)."""
+    from .train.ema import EMA
+    from .train.plateau import ReduceLROnPlateau
+    from .train.progressive import ProgressiveResize
+
+    cbs: list[Callback] = []
+    if progressive is not None:
+        cbs.append(ProgressiveResize(progressive))
+    if reduce_lr_on_plateau:
+        cbs.append(ReduceLROnPlateau())
+    if ema is not None:
+        cbs.append(EMA(ema))
+    return cbs

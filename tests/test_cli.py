@@ -364,3 +364,17 @@ def test_evaluate_model_multi_label_and_regression_reproduce_validate(tmp_path: 
         evaluate_model(ql.load(tmp_path / "model-tags"), tmp_path / "bad.csv", y="tags")
     with pytest.raises(ql.DataError, match="predicts numbers.*needs numbers"):
         evaluate_model(ql.load(tmp_path / "model-value"), tmp_path / "bad.csv", y="tags")
+
+
+def test_training_option_flags_reach_the_recipe_and_are_for_images_only(mnist: Path, tmp_path: Path) -> None:
+    r = invoke("train", "--data", mnist, "--mixup", "0.4", "--cutmix", "1", "--ema", "0.998", "--progressive", "0.5",
+               "--tensorboard", "--kind", "multi", "--print-config")
+    assert r.exit_code == 0, r.output
+    recipe = parse_recipe(yaml.safe_load(r.stdout))
+    assert recipe.data.kind == "multi"
+    t = recipe.training
+    assert (t.mixup, t.cutmix, t.ema, t.progressive, recipe.output.tensorboard) == (0.4, 1.0, 0.998, 0.5, True)
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"a": [1, 2, 3, 4], "y": [0, 1, 0, 1]}).to_csv(table, index=False)
+    r = invoke("train", "--data", table, "--target", "y", "--ema", "0.99")
+    assert_user_error(r.exit_code, r.stderr, "--ema is for images")

@@ -24,6 +24,16 @@ def test_public_surface_is_stable():
         "TabularModel", "TabularPredictor", "tune_cpu_allocator", "auto_epochs",
         # texts (issue 8)
         "text_learner", "text_dataloaders", "TextModel", "TextPredictor",
+        # logging (issue 9)
+        "TensorBoardLogger", "LRRecorder",
+        # stronger training (issue 9)
+        "EMA", "ReduceLROnPlateau", "ProgressiveResize", "mixup", "cutmix",
+        # interpretation (issue 9)
+        "interpret", "Interpretation",
+        # multi-label thresholds (issue 9)
+        "fit_thresholds",
+        # export for serving (issue 9)
+        "export_onnx",
     }
     assert set(ql.__all__) == expected
 

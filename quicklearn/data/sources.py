@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..progress import progress
 from .images import IMAGE_EXTENSIONS, looks_like_image
 
 __all__ = ["ItemSource", "folder_source", "csv_source", "find_image_column", "read_table", "table_source"]
@@ -40,16 +41,22 @@ def folder_source(folder: str | Path) -> ItemSource:
     if not root.is_dir():
         raise DataError(f"{root}: is a file, not a folder of images. Pass a folder, or a CSV with an image-path column.")
     paths, skipped = [], []
-    # os.walk does not follow symlinked folders by default, so a symlink loop cannot trap it.
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if name.startswith("."):
-                continue
-            p = Path(dirpath) / name
-            if p.suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            (paths if looks_like_image(p) else skipped).append(p)
+    with progress() as bar:  # a folder of 100k images takes a while to list and sniff: say so
+        task = bar.add_task(f"scanning {root.name or root}", total=None, info="") if bar else None
+        # os.walk does not follow symlinked folders by default, so a symlink loop cannot trap it.
+        for dirpath, dirnames, filenames in os.walk(root, onerror=None):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                p = Path(dirpath) / name
+                if p.suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                (paths if looks_like_image(p) else skipped).append(p)
+            if bar:
+                bar.update(task, completed=len(paths), info=f"{len(paths)} images")
+        if bar:
+            bar.update(task, total=len(paths), completed=len(paths))
     if skipped:
         _warn_skipped(skipped, "not an image despite its extension")
     if not paths:

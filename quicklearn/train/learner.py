@@ -25,7 +25,9 @@ from ..fileio import atomic_path
 from ..runtime import tune_cpu_allocator
 from .callbacks import Callback, Checkpoint, HistoryLogger, ProgressCallback
 from .metrics import GREATER_IS_BETTER, KIND_METRICS, default_metrics, get_metric
+from .mix import BatchMixer
 from .optim import group_lrs, make_optimizer
+from .recorder import LRRecorder
 from .schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
 
 __all__ = ["Learner", "LRFindResult", "resolve_device"]
@@ -70,6 +72,7 @@ class Learner:
 
     train_bn: BatchNorm weights in frozen groups keep training. freeze_bn_stats: the body's BatchNorm layers
     normalize with their pretrained running statistics and do not update them (right for pretrained bodies).
+    mixup, cutmix: Beta alphas for mixing training image batches (0 = off; train/mix.py); the loss gets soft targets.
     """
 
     def __init__(
@@ -92,6 +95,8 @@ class Learner:
         grad_accum: int = 1,
         label_smoothing: float = 0.0,
         class_weights: Sequence[float] | None = None,
+        mixup: float = 0.0,
+        cutmix: float = 0.0,
         path: str | Path | None = None,
         cbs: Sequence[Callback] = (),
         seed: int = 42,
@@ -124,12 +129,16 @@ class Learner:
         if class_weights is not None and dls.vocab is not None and len(class_weights) != len(dls.vocab):
             raise ConfigError(f"class_weights has {len(class_weights)} values but there are {len(dls.vocab)} classes {list(dls.vocab.classes)}.")
         self.loss_func = loss_func or self._default_loss(label_smoothing, class_weights)
+        # mixup/cutmix of training batches (alphas; 0 = off): the loss then gets soft targets, see train/mix.py
+        self.mixer = BatchMixer(mixup, cutmix, dls.n_out if self.kind == "single" else None) if mixup or cutmix else None
+        self.lr_scale = 1.0  # multiplies every scheduled lr (ReduceLROnPlateau lowers it); reset at each fit
         self.opt_name, self.wd, self.train_bn, self.freeze_bn_stats = opt, wd, train_bn, freeze_bn_stats
         self.grad_clip, self.grad_accum = grad_clip, max(1, int(grad_accum))
         self.seed = seed
         self.path = Path(path) if path else None
         self.config = dict(config or {})
-        self.cbs: list[Callback] = [ProgressCallback(progress)]
+        self.recorder = LRRecorder()  # every step's learning rate, for the training-curves plot
+        self.cbs: list[Callback] = [ProgressCallback(progress), self.recorder]
         if self.path:
             self.cbs += [HistoryLogger(self.path), Checkpoint()]
         self.cbs += list(cbs)
@@ -267,7 +276,7 @@ class Learner:
     def _set_hparams(self, lrs: list[float], lr_sched: Schedule, mom_sched: Schedule | None, pos: float) -> None:
         mult = lr_sched(pos)
         for pg in self.opt.param_groups:  # type: ignore[union-attr]
-            pg["lr"] = lrs[pg["group_idx"]] * mult
+            pg["lr"] = lrs[pg["group_idx"]] * mult * self.lr_scale
             if mom_sched is not None:
                 if "betas" in pg:
                     pg["betas"] = (mom_sched(pos), pg["betas"][1])
@@ -295,7 +304,8 @@ class Learner:
             self._resume_done, self._resume_ckpt = True, None
         lrs = group_lrs(lr, self.n_groups)
         self.stop_training = False
-        logs = {"epochs": epochs, "start_epoch": start, "phase": phase}
+        self.lr_scale = 1.0
+        logs = {"epochs": epochs, "start_epoch": start, "phase": phase, "stage": stage}
         for cb in self.cbs:
             cb.set_learner(self)
             cb.on_fit_begin(logs)
@@ -322,10 +332,13 @@ class Learner:
         n = len(dl)
         total_loss, count, smooth = 0.0, 0, None
         self.opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+        mix_rng = self.mixer.rng(self.seed, stage * 1000 + epoch) if self.mixer else None  # seeded like augmentation
         for i, (x, y) in enumerate(dl):
             for cb in self.cbs:
                 cb.on_batch_begin(i, {})
             self._set_hparams(lrs, lr_sched, mom_sched, (epoch + i / n) / epochs)
+            if self.mixer is not None:
+                x, y = self.mixer(x, y, mix_rng)  # training batches only: validate() never mixes
             loss = self._step(x, y, i, n)
             if not math.isfinite(loss):
                 raise TrainingError(
@@ -339,11 +352,17 @@ class Learner:
             for cb in self.cbs:
                 cb.on_batch_end(i, {"loss": loss, "smooth_loss": smooth})
         train_loss = total_loss / max(count, 1)
-        metrics = self.validate()
+        for cb in self.cbs:
+            cb.on_test_begin({})
+        try:
+            metrics = self.validate()
+        finally:
+            for cb in self.cbs:
+                cb.on_test_end({})
         logs: dict[str, Any] = {"stage": stage, "phase": phase, "epoch": epoch, "train_loss": train_loss,
                                 "valid_loss": metrics.pop("loss")}
         logs.update(metrics)
-        logs["lr"] = lrs[-1] * lr_sched(1.0 if epoch == epochs - 1 else (epoch + 1) / epochs)
+        logs["lr"] = lrs[-1] * lr_sched(1.0 if epoch == epochs - 1 else (epoch + 1) / epochs) * self.lr_scale
         logs["time_s"] = round(time.perf_counter() - t0, 2)
         self.history.append(logs)
         for cb in self.cbs:
@@ -406,11 +425,27 @@ class Learner:
             "model": self.model.state_dict(), "opt": self.opt.state_dict() if self.opt else {},  # type: ignore[union-attr]
             "stage": self._stage_now, "epoch": epoch, "epochs": self._epochs, "frozen_to": self.frozen_to,
             "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(), "scaler": self.scaler.state_dict(),
+            "callbacks": self._callback_states(),
         }
         target = self.path / CHECKPOINT
         with atomic_path(target) as tmp:
             torch.save(state, tmp)
         return target
+
+    def _keyed_callbacks(self) -> dict[str, Callback]:
+        """Callbacks by class name (with #2, #3 for repeats): how their checkpoint state is found again."""
+        keyed: dict[str, Callback] = {}
+        for cb in self.cbs:
+            name = type(cb).__name__
+            key, k = name, 1
+            while key in keyed:
+                k += 1
+                key = f"{name}#{k}"
+            keyed[key] = cb
+        return keyed
+
+    def _callback_states(self) -> dict[str, dict]:
+        return {key: state for key, cb in self._keyed_callbacks().items() if (state := cb.state_dict())}
 
     def load_checkpoint(self) -> dict | None:
         """The checkpoint in `path`, read without unpickling code (weights_only), or None."""
@@ -429,6 +464,10 @@ class Learner:
         if ck.get("scaler"):
             self.scaler.load_state_dict(ck["scaler"])
         self.history = json.loads(ck["history"])
+        states = ck.get("callbacks") or {}
+        for key, cb in self._keyed_callbacks().items():
+            if key in states:
+                cb.load_state_dict(states[key])
         log.info("resumed from %s (stage %d, epoch %d)", self.path / CHECKPOINT, ck["stage"], ck["epoch"] + 1)
 
     # ---- lr finder -----------------------------------------------------------------------------
@@ -464,14 +503,38 @@ class Learner:
 
         return model_summary(self)
 
-    def export(self, path: str | Path) -> Path:
-        """Write a self-contained model directory (safetensors weights + JSON config); see `quicklearn.load`."""
+    def plot_curves(self, path: str | Path = "training_curves.png") -> Path | None:
+        """Save losses, validation metrics and every step's learning rate as a PNG (None before any epoch)."""
+        from ..plots import plot_history
+
+        return plot_history(self.history, path, self.recorder.trace)
+
+    def export(self, path: str | Path, thresh: float | dict[str, float] | None = None) -> Path:
+        """Write a self-contained model directory (safetensors weights + JSON config); see `quicklearn.load`.
+        thresh: a multi-label model's threshold(s), a float or {label: float}, e.g. `fit_thresholds(learn)`."""
         from ..export import export_learner
 
-        return export_learner(self, path)
+        return export_learner(self, path, thresh=thresh)
 
     def show_results(self, path: str | Path = "results.png", n: int = 12) -> Path:
         """Save a PNG grid of validation images titled predicted/actual (green right, red wrong)."""
-        from ..interpret import show_results
+        from ..interpretation import show_results
 
         return show_results(self, path, n)
+
+    @torch.inference_mode()
+    def tta(self, dl: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Test-time augmentation over the validation set (or an image `dl`): like `get_preds`, averaged over
+        flips and a zoomed crop (see `quicklearn.tta`); the outputs decode and score as `get_preds`' do."""
+        from ..tta import tta_outputs
+
+        dl = dl or self.dls.valid
+        if not hasattr(dl, "pipeline") or not hasattr(dl, "images"):
+            raise ConfigError("tta() needs an image loader (flips and crops of images); tables and texts have no views.")
+        self.model.eval()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            preds = tta_outputs(self.forward, dl.images, dl.pipeline, self.kind, bs=dl.bs, device=self.device,
+                                channels_last=self.channels_last)
+        if self.kind == "regression":
+            preds = preds.flatten() * self.y_std + self.y_mean
+        return preds, dl.targets.cpu()
