@@ -25,7 +25,7 @@ from quicklearn.data.labels import detect_delim, get_targets, split_labels
 from quicklearn.data.sources import csv_source
 from quicklearn.evaluate import evaluate_model
 from quicklearn.thresholds import best_thresholds, parse_thresh
-from quicklearn.train.metrics import accuracy_multi, f1_multi
+from quicklearn.train.metrics import f1_multi
 from quicklearn_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
