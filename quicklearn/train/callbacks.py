@@ -107,6 +107,7 @@ class ProgressCallback(Callback):
         line = f"{self.label} {epoch + 1}/{self.epochs}: " + "  ".join(f"{k} {_fmt(k, logs[k])}" for k in keys)
         if self.bar:
             self.bar.update(self.epoch_task, advance=1)
+            self.bar.update(self.batch_task, info=f"loss {logs['train_loss']:.4f}")  # validation is over
             self.bar.console.print(line)
         else:
             self.console.print(line, highlight=False)
