@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -241,6 +242,36 @@ def recipe_schema() -> dict:
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MAX_VALUES, _MAX_DEPTH = 100_000, 50  # a real recipe has a few dozen values, three levels deep
+
+
+def _check_shape(raw: Any, source: str) -> None:
+    """Refuse YAML that no recipe needs before anything walks it: an alias inside its own value (`a: &x [*x]`
+    recurses forever) and aliases of aliases that expand to millions of values ("billion laughs")."""
+    count = 0
+
+    def walk(node: Any, depth: int, parents: frozenset) -> None:
+        nonlocal count
+        count += 1
+        if count > _MAX_VALUES:
+            raise ConfigError(f"{source}: more than {_MAX_VALUES:,} values once YAML aliases (*name) are expanded. "
+                              "A recipe is a few dozen keys: write the values out.")
+        if depth > _MAX_DEPTH:
+            raise ConfigError(f"{source}: nested more than {_MAX_DEPTH} levels deep. A recipe is section: key: value.")
+        if isinstance(node, (dict, list)):
+            if id(node) in parents:
+                raise ConfigError(f"{source}: a YAML alias (*name) refers to the value that contains it. Write the value out.")
+            for child in (node.values() if isinstance(node, dict) else node):
+                walk(child, depth + 1, parents | {id(node)})
+
+    walk(raw, 0, frozenset())
+
+
+def _short(value: Any) -> str:
+    """A bad value for a one-line message: repr, shortened (a pasted table or a 10 MB string stays short)."""
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlevel = 60, 60, 2
+    return r.repr(value)
 
 
 def _substitute(node: Any, where: str) -> Any:
@@ -251,7 +282,8 @@ def _substitute(node: Any, where: str) -> Any:
     if isinstance(node, str):
         def env(m: re.Match) -> str:
             if m.group(1) not in os.environ:
-                raise ConfigError(f"{where}: environment variable ${{{m.group(1)}}} is not set. Set it or write the value in the recipe.")
+                shown = where.replace("\n", "\\n").replace("\r", "\\r")  # a key may hold a line break; the message may not
+                raise ConfigError(f"{shown}: environment variable ${{{m.group(1)}}} is not set. Set it or write the value in the recipe.")
             return os.environ[m.group(1)]
         return _ENV.sub(env, node)
     return node
@@ -260,8 +292,8 @@ def _substitute(node: Any, where: str) -> Any:
 def _model_for(raw: dict) -> type[_Section]:
     task = raw.get("task", "vision")
     models = {"vision": VisionRecipe, "tabular": TabularRecipe, "text": TextRecipe}
-    if task not in models:
-        raise ConfigError(f"task: {task!r} is not a task; use vision, tabular or text.")
+    if not isinstance(task, str) or task not in models:
+        raise ConfigError(f"task: {_short(task)} is not a task; use vision, tabular or text.")
     return models[task]
 
 
@@ -299,15 +331,20 @@ def _explain(err: ValidationError, model: type[BaseModel], source: str) -> Confi
         hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(known)}."
         return ConfigError(f"{source}: unknown key {loc!r}.{hint}")
     alternatives = dict.fromkeys(x["msg"] for x in errors if _yaml_path(x) == path)  # each member of a union
-    return ConfigError(f"{source}: {loc}: {'; or '.join(alternatives)} (got {e.get('input')!r}).")
+    return ConfigError(f"{source}: {loc}: {'; or '.join(alternatives)} (got {_short(e.get('input'))}).")
 
 
 def parse_recipe(raw: dict | None, source: str = "recipe") -> VisionRecipe | TabularRecipe | TextRecipe:
     """Validate a recipe mapping (after ${ENV} substitution); errors name the key path and what was expected."""
-    raw = _substitute(raw or {}, "")
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: a recipe must be a mapping of sections (task, data, model, ...).")
-    model = _model_for(raw)
+        raise ConfigError(f"{source}: a recipe must be a mapping of sections (task, data, model, ...), not {type(raw).__name__}.")
+    _check_shape(raw, source)
+    try:
+        raw = _substitute(raw, "")
+        model = _model_for(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{source}: {e}") from None
     try:
         return model.model_validate(raw)
     except ValidationError as err:
@@ -319,9 +356,28 @@ def load_recipe(path_or_name: str | Path) -> VisionRecipe | TabularRecipe | Text
     path = find_recipe(path_or_name)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}). Save the recipe as UTF-8.") from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e}).") from None
+        raise ConfigError(f"{path}: {_yaml_problem(e)}") from None
+    except RecursionError:  # PyYAML's parser recurses once per nesting level
+        raise ConfigError(f"{path}: nested too deeply to read. A recipe is section: key: value.") from None
+    except (ValueError, KeyError, AttributeError, IndexError, TypeError) as e:  # PyYAML's own errors for `!!int abc`,
+        # `!!bool maybe`, `!!timestamp x` or a 5,000-digit number: the value does not fit its type
+        raise ConfigError(f"{path}: not valid YAML: a value does not fit its type or !!tag "
+                          f"({type(e).__name__}: {_short(str(e))}). Write plain values without !! tags.") from None
     return parse_recipe(raw, str(path))
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """PyYAML's several-line error as one line: where, what, and why a Python tag is refused."""
+    mark = getattr(e, "problem_mark", None)
+    at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = " ".join(str(getattr(e, "problem", None) or e).split())
+    hint = ""
+    if "python/" in problem:  # e.g. !!python/object/apply:os.system: safe_load constructs no objects
+        hint = " Recipes are plain data: Python tags (!!python/...) are refused, never run. Write the value itself."
+    return f"not valid YAML{at}: {problem}.{hint}"
 
 
 def shipped_recipes() -> dict[str, Path]:

@@ -97,9 +97,13 @@ def tabular_dataloaders(
         values = pd.to_numeric(frame[y], errors="coerce")
         if values.isna().any():
             row = int(values.isna().to_numpy().nonzero()[0][0])
-            raise DataError(f"{where}: target {y!r} must be numeric for regression, row {row} has {frame[y].iloc[row]!r}. "
+            raise DataError(f"{where}: target {y!r} must be numeric for regression, row {row} has {frame[y].tolist()[row]!r}. "
                             "Fix it, or pass kind='single' (--kind single) to classify.")
         target_t = torch.tensor(values.to_numpy(), dtype=torch.float32)
+        if not torch.isfinite(target_t).all():  # inf, or beyond float32 (3.4e38): every loss would be inf
+            row = int((~torch.isfinite(target_t)).nonzero()[0][0])
+            raise DataError(f"{where}: target {y!r} row {row} has {frame[y].tolist()[row]!r}; regression needs finite numbers "
+                            "(below 3.4e38). Fix the value or drop the row.")
         targets = Targets("regression", target_t, None)
         vocab = None
     else:

@@ -119,7 +119,8 @@ def image_dataloaders(
         keep = train_idx + valid_idx
         if len(keep) < len(source):
             source = ItemSource([source.paths[i] for i in keep], source.root,
-                                None if source.frame is None else source.frame.iloc[keep].reset_index(drop=True), source.skipped)
+                                None if source.frame is None else source.frame.iloc[keep].reset_index(drop=True), source.skipped,
+                                source.name)
             train_idx, valid_idx = list(range(len(train_idx))), list(range(len(train_idx), len(keep)))
         targets = get_targets(source, y, kind=kind, label_delim=label_delim)
     check_split(train_idx, valid_idx, targets, where, warn=False)  # fail before decoding; warn once, on the final split

@@ -7,6 +7,9 @@ The result is always a uint8 tensor (C, H, W): pixels stay uint8 until the batch
 
 from __future__ import annotations
 
+import io
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -14,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "decode_image", "to_mode", "UnreadableImage"]
+__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "image_problem", "decode_image", "to_mode", "UnreadableImage"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -30,22 +33,35 @@ _SIGNATURES: tuple[bytes, ...] = (
 )
 
 
+NOT_AN_IMAGE = "not an image despite its extension"
+
+
 class UnreadableImage(Exception):
     """Internal: a file that looked like an image failed to decode (reported once, in bulk, by the caller)."""
 
 
 def looks_like_image(path: Path) -> bool:
     """True when `path` has an image extension and its first bytes match an image format."""
+    return image_problem(path) is None
+
+
+def image_problem(path: Path) -> str | None:
+    """Why `path` cannot be an image file ("missing", "not a regular file", "cannot be opened: ...", NOT_AN_IMAGE),
+    or None when its extension and first bytes say it is one. Never blocks: a FIFO named x.jpg is not opened."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return False
+        return "no image extension"
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return "not a regular file"  # a FIFO would block the open forever, a device never end
         with open(path, "rb") as f:
             head = f.read(12)
-    except OSError:
-        return False
+    except FileNotFoundError:
+        return "missing"  # or a symlink to nothing
+    except OSError as e:  # permission denied, a symlink loop, an I/O error
+        return f"cannot be opened: {e.strerror or e}"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return True
-    return any(head.startswith(sig) for sig in _SIGNATURES)
+        return None
+    return None if any(head.startswith(sig) for sig in _SIGNATURES) else NOT_AN_IMAGE
 
 
 def decode_image(path: str | Path, channels: int = 3) -> torch.Tensor:
@@ -61,10 +77,25 @@ def decode_image(path: str | Path, channels: int = 3) -> torch.Tensor:
     if not data:
         raise UnreadableImage(f"{path}: empty file")
     if data[:3] == b"\xff\xd8\xff":
+        _check_jpeg_size(data, path)
         img = _decode_jpeg(data, channels)
         if img is not None:
             return img
     return _decode_pil(path, channels)
+
+
+def _check_jpeg_size(data: bytes, path: Path) -> None:
+    """Refuse a JPEG whose header claims more pixels than Pillow's decompression-bomb limit: libjpeg would
+    allocate all of them (a 700-byte file claiming 20000 x 20000 px became a 1.2 GB tensor) before noticing
+    the data is missing. Pillow reads only the header here."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.open(io.BytesIO(data)).close()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise UnreadableImage(f"{path}: {e}") from e
+    except (OSError, SyntaxError, ValueError):
+        pass  # a broken header: let the decoders try and decide
 
 
 def _decode_jpeg(data: bytes, channels: int) -> torch.Tensor | None:
@@ -82,6 +113,7 @@ def _decode_jpeg(data: bytes, channels: int) -> torch.Tensor | None:
 def _decode_pil(path: Path, channels: int) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Corrupt EXIF data" etc.: a file that fails is reported once, in bulk
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()

@@ -84,7 +84,7 @@ def get_targets(
         # Multi-label is only inferred from a CSV column: folder names with spaces are single labels.
         kind = _infer_kind(raw, label_delim, allow_multi=isinstance(y, str) and source.frame is not None)
     if kind == "regression":
-        return Targets("regression", numeric_values(raw, source.paths, f"target {y!r}"), None)
+        return Targets("regression", numeric_values(raw, source.paths, f"{source.where}: target {y!r}"), None)
     if kind == "multi":
         sets = split_labels(raw, label_delim)
         vocab = Vocab.from_labels([c for s in sets for c in s])
@@ -95,10 +95,10 @@ def get_targets(
         return Targets("multi", values, vocab)
     missing = [p for p, v in zip(source.paths, raw) if is_missing(v)]
     if missing:
-        raise DataError(f"{len(missing)} item(s) have no label, first {missing[0]}: fill in target {y!r} or drop them.")
+        raise DataError(f"{source.where}: {len(missing)} item(s) have no label, first {missing[0]}: fill in target {y!r} or drop them.")
     vocab = Vocab.from_labels(raw)
     if len(vocab) < 2:
-        where = source.root
+        where = source.where
         raise DataError(
             f"{where}: only one class ({vocab.classes[0]!r}) found. A classifier needs at least two: "
             "put each class's images in its own sub-folder (DATA/ants/*.jpg, DATA/bees/*.jpg) or give a label column with y=/--target."
@@ -122,6 +122,9 @@ def numeric_values(raw: Sequence[Any], paths: Sequence[Path], what: str) -> torc
     if torch.isnan(values).any():
         bad = paths[int(torch.isnan(values).nonzero()[0])]
         raise DataError(f"{what} is empty for {bad}: fill it in or drop that row.")
+    if torch.isinf(values).any():  # an inf target makes every loss inf: training would learn nothing
+        i = int(torch.isinf(values).nonzero()[0])
+        raise DataError(f"{what} is {float(values[i])} for {paths[i]}: give a finite number or drop that row.")
     return values
 
 
@@ -143,7 +146,7 @@ def raw_labels(source: ItemSource, y: str | Callable[[Path], Any] | None) -> lis
 
         close = difflib.get_close_matches(str(y), [str(c) for c in source.frame.columns], n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise DataError(f"target column {y!r} not found; columns are {list(source.frame.columns)}.{hint}")
+        raise DataError(f"{source.where}: target column {y!r} not found; columns are {list(source.frame.columns)}.{hint}")
     if isinstance(y, str) and "(" in y:
         return [RegexLabel(y)(p) for p in source.paths]
     raise DataError(
@@ -192,5 +195,18 @@ def _infer_kind(raw: list[Any], label_delim: str | None, allow_multi: bool) -> T
     delim = detect_delim(raw)
     sets = split_labels(text.tolist(), delim)
     if len(text) and sum(len(s) > 1 for s in sets) > 0.05 * len(text):
+        if delim is None and not _labels_combine(sets):
+            return "single"  # "café au lait": words that never appear apart are one label with spaces
         return "multi"
     return "single"
+
+
+def _labels_combine(sets: list[list[str]]) -> bool:
+    """True when some label appears in two different label sets ("3" in "3" and "3 7"): a multi-label column.
+    When none does, each set is one fixed name, and splitting it on spaces would only invent labels."""
+    seen: dict[str, frozenset] = {}
+    for s in {frozenset(s) for s in sets}:
+        for label in s:
+            if seen.setdefault(label, s) != s:
+                return True
+    return False

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..progress import progress
-from .images import IMAGE_EXTENSIONS, looks_like_image
+from .images import IMAGE_EXTENSIONS, image_problem, looks_like_image
 
 __all__ = ["ItemSource", "folder_source", "csv_source", "find_image_column", "read_table", "table_source"]
 
@@ -27,10 +27,16 @@ class ItemSource:
     paths: list[Path]
     root: Path
     frame: pd.DataFrame | None = None
-    skipped: list[Path] = field(default_factory=list)  # files with an image extension whose content is not an image
+    skipped: list[Path] = field(default_factory=list)  # files with an image extension that are not readable images
+    name: str | None = None  # how messages name the data: the CSV's path, "the DataFrame"; None: the root folder
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def where(self) -> str:
+        """The data as error messages name it: the CSV file (not its folder) or the image folder."""
+        return self.name or str(self.root)
 
 
 def folder_source(folder: str | Path) -> ItemSource:
@@ -40,7 +46,8 @@ def folder_source(folder: str | Path) -> ItemSource:
         raise DataError(f"{root}: no such folder. Check the path given as --data / the first argument.")
     if not root.is_dir():
         raise DataError(f"{root}: is a file, not a folder of images. Pass a folder, or a CSV with an image-path column.")
-    paths, skipped = [], []
+    paths: list[Path] = []
+    skipped: dict[str, list[Path]] = {}  # why -> files: one warning per reason (not an image, cannot be opened, ...)
     with progress() as bar:  # a folder of 100k images takes a while to list and sniff: say so
         task = bar.add_task(f"scanning {root.name or root}", total=None, info="") if bar else None
         # os.walk does not follow symlinked folders by default, so a symlink loop cannot trap it.
@@ -52,26 +59,31 @@ def folder_source(folder: str | Path) -> ItemSource:
                 p = Path(dirpath) / name
                 if p.suffix.lower() not in IMAGE_EXTENSIONS:
                     continue
-                (paths if looks_like_image(p) else skipped).append(p)
+                why = image_problem(p)
+                if why is None:
+                    paths.append(p)
+                else:
+                    skipped.setdefault(why, []).append(p)
             if bar:
                 bar.update(task, completed=len(paths), info=f"{len(paths)} images")
         if bar:
             bar.update(task, total=len(paths), completed=len(paths))
-    if skipped:
-        _warn_skipped(skipped, "not an image despite its extension")
+    for why, files in skipped.items():
+        _warn_skipped(files, why)
     if not paths:
         raise DataError(
             f"{root}: no image files found ({', '.join(sorted(IMAGE_EXTENSIONS))}). "
             "Put images in one sub-folder per class, e.g. DATA/cats/*.jpg and DATA/dogs/*.jpg."
         )
-    return ItemSource(paths=paths, root=root, skipped=skipped)
+    return ItemSource(paths=paths, root=root, skipped=[p for files in skipped.values() for p in files])
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV, sniffing the delimiter and coping with a BOM or latin-1; errors name the file and the fix."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise DataError(f"{path}: no such file. Check the path given as --data.")
+        what = "not a regular file" if path.exists() else "no such file"  # e.g. a FIFO: reading it would block
+        raise DataError(f"{path}: {what}. Check the path given as --data.")
     sep = _sniff_delimiter(path)
     for encoding in ("utf-8-sig", "latin-1"):
         try:
@@ -90,7 +102,7 @@ def _sniff_delimiter(path: Path) -> str:
     `name` of a one-column file splits on 'n', and an empty file raises csv.Error instead of EmptyDataError."""
     try:
         with open(path, encoding="latin-1", newline="") as f:  # the delimiters are ASCII: any encoding reads them alike
-            sample = "".join(itertools.islice(f, 50))
+            sample = "".join(itertools.islice(f, 50)).removeprefix("\xef\xbb\xbf")  # a UTF-8 BOM read as latin-1
         return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
     except (csv.Error, OSError):
         return ","
@@ -135,7 +147,7 @@ def csv_source(data: str | Path | pd.DataFrame, path_col: str | None = None, roo
         _warn_skipped(skipped, "missing or not an image")
     if not paths:
         raise DataError(f"{where}: none of the paths in column {col!r} is a readable image (relative to {base}).")
-    return ItemSource(paths=paths, root=base, frame=frame.iloc[keep].reset_index(drop=True), skipped=skipped)
+    return ItemSource(paths=paths, root=base, frame=frame.iloc[keep].reset_index(drop=True), skipped=skipped, name=where)
 
 
 def _warn_skipped(skipped: list[Path], why: str) -> None:

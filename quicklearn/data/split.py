@@ -99,12 +99,13 @@ class ColumnSplitter:
     def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
         if source.frame is None or self.column not in source.frame.columns:
             cols = [] if source.frame is None else list(source.frame.columns)
-            raise DataError(f"split column {self.column!r} not found; columns are {cols}.")
+            raise DataError(f"{source.where}: split column {self.column!r} not found; columns are {cols}.")
         flags = source.frame[self.column].map(_truthy)
         if flags.isna().any():
             row = int(flags.isna().to_numpy().nonzero()[0][0])
             raise DataError(
-                f"split column {self.column!r}: row {row} has {source.frame[self.column].iloc[row]!r}; use true/false or 1/0."
+                f"{source.where}: split column {self.column!r}: row {row} has {source.frame[self.column].tolist()[row]!r}; "
+                "use true/false or 1/0."
             )
         valid = [i for i, f in enumerate(flags) if f]
         return [i for i, f in enumerate(flags) if not f], valid
@@ -135,13 +136,13 @@ class TimeSplitter:
     def __call__(self, source: ItemSource, targets: Targets) -> tuple[list[int], list[int]]:
         if source.frame is None or self.column not in source.frame.columns:
             cols = [] if source.frame is None else list(source.frame.columns)
-            raise DataError(f"time split column {self.column!r} not found; columns are {cols}.")
+            raise DataError(f"{source.where}: time split column {self.column!r} not found; columns are {cols}.")
         col = source.frame[self.column]
         if not pd.api.types.is_numeric_dtype(col):
             parsed = pd.to_datetime(col, errors="coerce", format="mixed")
             if parsed.isna().mean() > 0.5:
-                raise DataError(f"time split column {self.column!r}: most values are neither dates nor numbers "
-                                f"(e.g. {col.iloc[0]!r}). Choose a date or timestamp column.")
+                raise DataError(f"{source.where}: time split column {self.column!r}: most values are neither dates nor "
+                                f"numbers (e.g. {col.tolist()[0]!r}). Choose a date or timestamp column.")
             col = parsed
         order = col.reset_index(drop=True).sort_values(kind="stable", na_position="first").index.tolist()
         k = _n_valid(len(order), self.valid_pct)

@@ -53,6 +53,9 @@ _ID_SHARE, _TEXT_LEN, _NA_SHARE = 0.5, 30, 0.05
 def read_frame(data: str | Path | pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """(a copy of the frame, how to name it in messages): a CSV path (delimiter, BOM, latin-1 handled) or a DataFrame."""
     if isinstance(data, pd.DataFrame):
+        twice = data.columns[data.columns.duplicated()]
+        if len(twice):  # frame[name] would be a table, not a column: every later step would misread it
+            raise DataError(f"the DataFrame: column {twice[0]!r} appears more than once. Rename or drop the copies.")
         return data.reset_index(drop=True).copy(), "the DataFrame"
     path = Path(data).expanduser()
     if path.is_dir():
@@ -216,7 +219,7 @@ def _cat_keys(s: pd.Series) -> pd.Series:
         return s.astype(str).where(present)
     if pd.api.types.is_float_dtype(s):
         out = s.astype(str)
-        whole = present & (s == s.round())
+        whole = present & np.isfinite(s) & (s == s.round())  # inf is a level "inf", not a whole number
         out[whole] = s[whole].astype("int64").astype(str)
         return out.where(present)
     if pd.api.types.is_string_dtype(s):
@@ -252,13 +255,12 @@ class TabularProcessor:
                 inputs=[*roles.cat_names, *roles.cont_names, *roles.date_names, *roles.na_only])
         for col in cont:
             values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-            median = float(values.median()) if values.notna().any() else 0.0
+            finite = values[np.isfinite(values)]  # an inf is refused by transform, naming its row; it sets no statistic
+            median = float(finite.median()) if len(finite) else 0.0
             p.medians[col] = median
             if values.isna().any():
                 p.na_indicators.append(col)
-            filled = values.fillna(median)
-            std = float(filled.std(ddof=0))
-            p.means[col] = float(filled.mean())
+            p.means[col], std = _mean_std(finite.reindex(values.index).fillna(median))
             p.stds[col] = std if std > 1e-12 and math.isfinite(std) else 1.0
         p.cat_names = cat + [f"{c}_na" for c in p.na_indicators] + [f"{c}_na" for c in roles.na_only]
         for col in cat:
@@ -298,10 +300,16 @@ class TabularProcessor:
             bad = values.isna() & raw.notna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"{where}: column {col!r} must be numeric, but row {row} has {raw.iloc[row]!r}. "
+                raise DataError(f"{where}: column {col!r} must be numeric, but row {row} has {raw.tolist()[row]!r}. "
                                 "Fix the value or leave it empty.")
             filled = values.astype("float64").fillna(self.medians[col])
-            out[:, k + j] = ((filled - self.means[col]) / self.stds[col]).to_numpy(dtype=np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out[:, k + j] = ((filled - self.means[col]) / self.stds[col]).to_numpy(dtype=np.float32)
+            if not np.isfinite(out[:, k + j]).all():  # inf, or so far from the training rows that float32 overflows
+                row = int(np.flatnonzero(~np.isfinite(out[:, k + j]))[0])
+                raise DataError(f"{where}: column {col!r} row {row} has {raw.tolist()[row]!r}, not a finite number on the scale "
+                                f"of the training rows (mean {self.means[col]:.3g}, std {self.stds[col]:.3g}). "
+                                "Fix the value or leave it empty.")
         return torch.from_numpy(out)
 
     def to_dict(self) -> dict:
@@ -310,6 +318,18 @@ class TabularProcessor:
     @classmethod
     def from_dict(cls, d: dict) -> "TabularProcessor":
         return cls(**d)
+
+
+def _mean_std(values: pd.Series) -> tuple[float, float]:
+    """Mean and population std of finite float64 values; computed again on values scaled to [-1, 1] when squares
+    of values above ~1e154 overflow to inf (which would leave every normalized value infinite)."""
+    scale = float(values.abs().max()) if len(values) else 0.0
+    scale = scale if scale > 0 else 1.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = float(values.mean()), float(values.std(ddof=0))
+        if not (math.isfinite(mean) and math.isfinite(std)):
+            mean, std = float((values / scale).mean()) * scale, float((values / scale).std(ddof=0)) * scale
+    return mean, std
 
 
 def _expand_dates(frame: pd.DataFrame, date_names: Sequence[str]) -> pd.DataFrame:
