@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import torch
 from PIL import ImageOps
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ._version import __version__
 from .data.images import UnreadableImage, decode_image, to_mode
 from .data.pipeline import ImagePipeline
 from .errors import ConfigError, DataError, QuicklearnError
+from .faults import kill_point
 from .fileio import atomic_path, write_json
 from .progress import progress
 from .thresholds import DEFAULT_THRESH, Thresh, check_thresh, label_thresh, merge_thresh
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
     from .tabular_predictor import TabularPredictor
     from .train.learner import Learner
 
-__all__ = ["export_learner", "load", "Predictor", "Prediction", "decode_prediction", "FORMAT_VERSION"]
+__all__ = ["export_learner", "load", "Predictor", "Prediction", "decode_prediction", "FORMAT_VERSION",
+           "file_checksums", "verify_checksums", "load_state"]
 
 FORMAT_VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -54,6 +57,7 @@ def export_learner(learn: "Learner", path: str | Path, thresh: Thresh | None = N
     state = {k: v.detach().cpu().contiguous() for k, v in learn.model.state_dict().items()}
     with atomic_path(path / WEIGHTS) as tmp:
         save_file(state, str(tmp))
+    kill_point("export")  # test hook (quicklearn/faults.py): a crash between the weights and config.json
     dls = learn.dls
     config = {
         "format_version": FORMAT_VERSION,
@@ -74,8 +78,67 @@ def export_learner(learn: "Learner", path: str | Path, thresh: Thresh | None = N
         dls.tokenizer.save_pretrained(str(path / "tokenizer"))
     else:
         config["pipeline"] = dls.pipeline.to_dict()
+    written = [WEIGHTS]
+    if task == "text":  # the tokenizer's vocabulary and the encoder's shape matter as much as the weights
+        written += sorted(f.relative_to(path).as_posix() for sub in ("encoder", "tokenizer") for f in (path / sub).rglob("*") if f.is_file())
+    config["checksums"] = file_checksums(path, written)
     write_json(path / CONFIG, config)
     return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_checksums(folder: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """{name: {"sha256", "bytes"}} of files in `folder`: recorded in config.json so `load` can tell a corrupted or
+    truncated copy from a good one (hashing costs ~0.2 s per 100 MB)."""
+    return {n: {"sha256": _sha256(folder / n), "bytes": (folder / n).stat().st_size} for n in names}
+
+
+def verify_checksums(folder: Path, config: Mapping[str, Any]) -> None:
+    """Check the files config.json's "checksums" lists (folders exported before it have none: nothing to check);
+    a missing, truncated or corrupted file raises a QuicklearnError naming it, the expected and the found value."""
+    sums = config.get("checksums") or {}
+    redo = "Export the model again, or copy the whole model folder again from where it was written."
+    if not isinstance(sums, Mapping) or not all(isinstance(v, Mapping) and isinstance(v.get("sha256"), str)
+                                                for v in sums.values()):
+        raise QuicklearnError(f"{folder / CONFIG}: 'checksums' must map file names to {{sha256, bytes}}. {redo}")
+    for name, want in sums.items():
+        f = folder / name
+        if not f.is_file():
+            raise QuicklearnError(f"{f}: missing; {CONFIG} lists it as part of the model. {redo}")
+        size = f.stat().st_size
+        if "bytes" in want and size != want["bytes"]:
+            how = "truncated" if size < want["bytes"] else "corrupted"
+            raise QuicklearnError(f"{f}: {how}: expected {want['bytes']} bytes, found {size}. {redo}")
+        if (found := _sha256(f)) != want["sha256"]:
+            raise QuicklearnError(f"{f}: corrupted: sha256 expected {want['sha256'][:16]}..., found {found[:16]}... "
+                                  f"(same size, different content). {redo}")
+
+
+def load_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], folder: Path) -> None:
+    """Load the weights into the model that config.json describes; when they do not fit, one line names the first
+    tensor at fault instead of torch's list of every mismatch."""
+    own = model.state_dict()
+    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if wrong or missing or extra:
+        if wrong:
+            k = wrong[0]
+            why = f"{k} is {list(state[k].shape)} in {WEIGHTS} but {list(own[k].shape)} in the model {CONFIG} describes"
+        elif missing:
+            why = f"{WEIGHTS} lacks {missing[0]} ({len(missing)} tensor(s) missing)"
+        else:
+            why = f"{WEIGHTS} has {extra[0]}, which the model {CONFIG} describes does not ({len(extra)} extra)"
+        raise QuicklearnError(f"{folder}: cannot rebuild the model, {CONFIG} and {WEIGHTS} do not fit: {why}. They "
+                              "come from different exports or one was edited; export the model again.")
+    model.load_state_dict(state)
 
 
 @dataclass
@@ -204,30 +267,45 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> "Predictor | T
     from .models.model import TransferModel
     from .models.backbones import create_body
     from .models.heads import Head
+    from .models.weights import read_safetensors
 
     path = Path(path)
     if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+        pickles = sorted(p.name for p in path.glob("*") if p.suffix.lower() in {".pt", ".pth", ".bin", ".pkl", ".ckpt"})
+        if pickles and not (path / WEIGHTS).exists():  # say why that file is not loaded
+            raise QuicklearnError(f"{path}: not a quicklearn model directory: it holds {pickles[0]} but no {WEIGHTS}, and "
+                                  f"quicklearn never unpickles a model file (it could run code). An unfinished run: "
+                                  f"`quicklearn train --resume --out {path}`; foreign weights: `quicklearn weights import FILE --arch ARCH`.")
         raise QuicklearnError(f"{path}: not a quicklearn model directory (needs {CONFIG} and {WEIGHTS}). Train one with `quicklearn train`.")
     try:
         config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise QuicklearnError(f"{path / CONFIG}: not valid JSON ({e}). Export the model again.") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model", {}), dict):
+        raise QuicklearnError(f"{path / CONFIG}: not a quicklearn model config (a JSON object with a 'model' object). Export the model again.")
     made_by = config.get("quicklearn_version", "unknown")
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise QuicklearnError(f"{path} was written by quicklearn {made_by} in a newer format; upgrade quicklearn to load it.")
+    verify_checksums(path, config)
+    state = read_safetensors(path / WEIGHTS, "Export the model again, or copy the model folder again.", QuicklearnError)
     if config.get("task") == "tabular":
         from .tabular_predictor import TabularPredictor
 
-        return TabularPredictor.from_files(path, config, load_file(str(path / WEIGHTS)), device)
+        return TabularPredictor.from_files(path, config, state, device)
     if config.get("task") == "text":
         from .text_predictor import TextPredictor
 
-        return TextPredictor.from_files(path, config, load_file(str(path / WEIGHTS)), device)
+        return TextPredictor.from_files(path, config, state, device)
+    m = config.get("model", {})
+    if missing := [k for k in ("arch", "n_out") if k not in m]:
+        raise QuicklearnError(f"{path / CONFIG}: 'model' has no {missing[0]!r}. Export the model again.")
     try:
-        m = config["model"]
         body, _ = create_body(m["arch"], weights=None, in_chans=int(m.get("in_chans", 3)))
         model = TransferModel(body, Head(body.num_features, int(m["n_out"]), HeadConfig(**m.get("head", {}))))
-        model.load_state_dict(load_file(str(path / WEIGHTS)))
-    except (KeyError, RuntimeError, TypeError) as e:
+    except ConfigError as e:  # the only one create_body raises with weights=None: timm does not know the arch
+        raise QuicklearnError(f"{path / CONFIG}: model.arch: {e} (made by quicklearn {made_by}, this is {__version__}; "
+                              "a newer timm may have it).") from None
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
         raise QuicklearnError(f"{path}: cannot rebuild the model (made by quicklearn {made_by}, this is {__version__}): {e}") from e
+    load_state(model, state, path)
     return Predictor(model, config, device)

@@ -12,7 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json", "write_text"]
+from .faults import kill_point
+
+__all__ = ["atomic_path", "write_json", "write_text", "is_temp_file", "remove_temp_files"]
+
+TEMP_SUFFIX = ".tmp"  # atomic_path's temporary files are ".<name>.<random>.tmp" beside the target
 
 
 @contextmanager
@@ -20,11 +24,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; on success it replaces `path` atomically, on error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes the file private; give it the permissions open() would
+        kill_point(f"rename:{path.name}")  # test hook (quicklearn/faults.py): a crash between write and rename
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -45,3 +50,17 @@ def write_text(path: str | Path, text: str) -> Path:
 
 def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def is_temp_file(path: str | Path) -> bool:
+    """True for a temporary file of `atomic_path`: what a killed process leaves behind instead of a half-written file."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and name.count(".") >= 3
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temporary files a killed run left in `folder` (not in sub-folders); returns what was removed."""
+    removed = [p for p in Path(folder).glob(f".*{TEMP_SUFFIX}") if p.is_file() and is_temp_file(p)]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed

@@ -19,7 +19,7 @@ import pandas as pd
 from .config import TabularRecipe, TextRecipe, VisionRecipe
 from .data.augment import AugmentConfig
 from .errors import ConfigError, DataError
-from .fileio import write_json
+from .fileio import is_temp_file, remove_temp_files, write_json
 from .models.heads import HeadConfig
 
 __all__ = ["RunResult", "infer_task", "check_out_dir", "learner_kwargs", "tabular_kwargs", "text_kwargs", "fit_kwargs", "run_recipe", "default_out_dir"]
@@ -70,18 +70,33 @@ def default_out_dir(data: str | Path | None) -> Path:
     return Path("runs") / f"{Path(name).stem or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
 
 
+# What a run writes before its first checkpoint.pt: a folder holding only these (and the temporary files of
+# fileio.atomic_path) is a run killed in its first epoch, which --resume starts again from the beginning.
+FIRST_EPOCH_FILES = frozenset({"history.json", "history.csv", "tensorboard"})
+
+
 def check_out_dir(out: Path, overwrite: bool, resume: bool) -> bool:
     """Refuse a non-empty folder unless told to overwrite it or resume the run in it; True when it must be emptied.
 
-    Only checks: nothing is created or removed until the data has loaded, so bad data leaves no empty run folder."""
+    --resume continues from checkpoint.pt; without one it starts again only a run stopped in its first epoch, and
+    refuses a finished run (metrics.json) or a folder holding anything else. Only checks: nothing is created or
+    removed until the data has loaded, so bad data leaves no empty run folder."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file. Choose a folder.")
     if out.exists() and any(out.iterdir()):
         if resume:
-            if not (out / "checkpoint.pt").exists():
-                raise ConfigError(f"--resume: {out} has no checkpoint.pt to continue from (the run finished, or never "
-                                  "trained an epoch). Add --overwrite to train again, or choose another --out.")
-            return False
+            if (out / "checkpoint.pt").exists():
+                return False
+            if (out / "metrics.json").exists():
+                raise ConfigError(f"--resume: the run in {out} already finished (metrics.json, no checkpoint.pt): nothing "
+                                  "to resume. Add --overwrite to train it again, or choose another --out.")
+            other = sorted(p.name for p in out.iterdir() if p.name not in FIRST_EPOCH_FILES and not is_temp_file(p))
+            if other:
+                raise ConfigError(f"--resume: {out} has no checkpoint.pt to continue from, and it holds {other[0]!r}, so it "
+                                  "is not a run stopped in its first epoch. Add --overwrite to train again, or choose another --out.")
+            log.warning("--resume: %s has no checkpoint.pt yet (the run stopped in its first epoch): starting again "
+                        "from the beginning", out)
+            return True
         if not overwrite:
             raise ConfigError(f"--out {out}: folder exists and is not empty. Add --overwrite to replace it, --resume to continue it, or choose another --out.")
         return True
@@ -164,6 +179,8 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     if empty_first:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        remove_temp_files(out)  # what a killed run left half-way through an atomic write (fileio.atomic_path)
     try:
         learn.fine_tune(**fit_kwargs(recipe, learn), resume=resume)
     finally:

@@ -15,7 +15,7 @@ import torch
 
 from .data.tabular import ColumnRoles, TabularProcessor, read_frame
 from .errors import DataError, QuicklearnError
-from .export import Prediction, decode_prediction
+from .export import Prediction, decode_prediction, load_state
 from .models.tabular import TabularModel
 
 __all__ = ["TabularPredictor"]
@@ -40,9 +40,9 @@ class TabularPredictor:
         try:
             model = TabularModel(m["cardinalities"], m["n_cont"], m["n_out"], layers=m["layers"], dropout=m["dropout"],
                                  embed_dropout=m.get("embed_dropout", 0.0), y_range=m.get("y_range"))
-            model.load_state_dict(state)
         except (KeyError, RuntimeError, TypeError) as e:
             raise QuicklearnError(f"{path}: cannot rebuild the tabular model from its config.json ({e}). Export it again.") from e
+        load_state(model, state, path)  # one-line error when config.json and the weights disagree
         return cls(model, config, device)
 
     @torch.inference_mode()

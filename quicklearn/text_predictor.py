@@ -16,7 +16,7 @@ import torch
 from .data.tabular import read_frame
 from .data.text import TextLoader, join_texts, text_separator, tokenize
 from .errors import DataError, QuicklearnError
-from .export import Prediction, decode_prediction
+from .export import Prediction, decode_prediction, load_state
 from .models.text import TextModel, encoder_from_folder
 
 __all__ = ["TextPredictor"]
@@ -41,9 +41,9 @@ class TextPredictor:
         try:
             encoder, tokenizer = encoder_from_folder(path)
             model = TextModel(encoder, m["n_out"], m["pad_id"], pooling=m["pooling"], dropout=m["dropout"])
-            model.load_state_dict(state)
         except (KeyError, RuntimeError, TypeError, OSError, ValueError) as e:
             raise QuicklearnError(f"{path}: cannot rebuild the text model ({e}). Export it again.") from e
+        load_state(model, state, path)  # one-line error when config.json and the weights disagree
         return cls(model, tokenizer, config, device)
 
     @torch.inference_mode()

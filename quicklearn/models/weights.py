@@ -14,7 +14,9 @@ import json
 import logging
 import os
 import pickle
+import re
 import socket
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,12 +29,12 @@ from filelock import FileLock
 from torch import Tensor
 
 from ..cachedir import cache_dir
-from ..errors import ConfigError, WeightsError
+from ..errors import ConfigError, QuicklearnError, WeightsError
 from ..fileio import atomic_path, write_json
 
 __all__ = [
-    "MappingReport", "BundledWeights", "BUNDLED", "cache_dir", "weights_dir", "read_state_dict",
-    "map_state_dict", "import_weights", "is_random_init", "resolve_pretrained", "list_cached", "bundled_status",
+    "MappingReport", "BundledWeights", "BUNDLED", "cache_dir", "weights_dir", "read_state_dict", "torch_load",
+    "read_safetensors", "map_state_dict", "import_weights", "is_random_init", "resolve_pretrained", "list_cached", "bundled_status",
 ]
 
 log = logging.getLogger("quicklearn")
@@ -86,20 +88,8 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     p = Path(path).expanduser()
     if not p.is_file():
         raise WeightsError(f"{p}: weights file not found. Check the path given as weights= / --weights.")
-    try:
-        if p.suffix.lower() == ".safetensors":
-            from safetensors.torch import load_file
-
-            obj: object = load_file(str(p), device="cpu")
-        else:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:  # weights_only refused: the pickle holds more than tensors
-        raise WeightsError(f"{p}: holds Python objects besides tensors, which quicklearn never unpickles. Re-save "
-                           "it with torch.save(model.state_dict(), path) or as .safetensors.") from None
-    except Exception as exc:  # corrupt or truncated file
-        first = str(exc).strip().split("\n")[0][:160]
-        raise WeightsError(f"{p}: cannot read weights ({type(exc).__name__}: {first}). Expected a .safetensors "
-                           "file or a torch state dict of tensors.") from None
+    fix = "Re-save it with torch.save(model.state_dict(), path) or as .safetensors."
+    obj: object = read_safetensors(p, fix) if p.suffix.lower() == ".safetensors" else torch_load(p, fix=fix)
     if isinstance(obj, Mapping):
         for wrapper in ("state_dict", "model"):
             if isinstance(obj.get(wrapper), Mapping):
@@ -110,6 +100,45 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if bad := [k for k, v in obj.items() if not isinstance(v, Tensor)]:
         raise WeightsError(f"{p}: entry {bad[0]!r} is not a tensor; expected a state dict of tensors.")
     return {str(k): v for k, v in obj.items()}
+
+
+def _first_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:160] if str(exc).strip() else 'no detail'}"
+
+
+def torch_load(path: Path, *, map_location: str | torch.device = "cpu", fix: str,
+               error: type[QuicklearnError] = WeightsError) -> object:
+    """`torch.load(weights_only=True)`: tensors and plain containers only, so a file can never run code.
+    A refused or unreadable file becomes one line (`error`) that names it and ends with `fix`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notes on foreign pickle protocols: the error below says enough
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only refused a global: the pickle would build (or run) objects
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
+        raise error(f"{path}: holds Python objects besides tensors{what}, which quicklearn never unpickles (loading "
+                    f"them could run code); nothing was loaded. {fix}") from None
+    except Exception as exc:  # zip or pickle stream cut short, not a torch file at all
+        raise error(f"{path}: cannot be read as a torch file, corrupted or truncated? ({_first_line(exc)}). {fix}") from None
+
+
+def read_safetensors(path: Path, fix: str, error: type[QuicklearnError] = WeightsError) -> dict[str, Tensor]:
+    """The tensors of a .safetensors file (never unpickled); a pickle in its place, or a corrupted or truncated
+    file, becomes one line (`error`) that names it and ends with `fix`."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors' own errors: header too large, incomplete metadata, ...
+        failure = exc
+    with open(path, "rb") as f:  # only now guess what it is: a valid header may begin with any bytes
+        head = f.read(2)
+    if head == b"PK" or (head[:1] == b"\x80" and head[1:] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        raise error(f"{path}: is a {'torch zip' if head == b'PK' else 'Python pickle'} file, not safetensors; "
+                    f"quicklearn never unpickles it (loading it could run code), nothing was loaded. {fix}")
+    raise error(f"{path}: not a readable safetensors file, corrupted or truncated ({path.stat().st_size} bytes; "
+                f"{_first_line(failure)}). {fix}")
 
 
 def _bookkeeping(t: Tensor) -> bool:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError, TrainingError
+from ..faults import kill_point
 from ..fileio import atomic_path
 from ..runtime import tune_cpu_allocator
 from .callbacks import Callback, Checkpoint, HistoryLogger, ProgressCallback
@@ -333,24 +334,28 @@ class Learner:
         total_loss, count, smooth = 0.0, 0, None
         self.opt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
         mix_rng = self.mixer.rng(self.seed, stage * 1000 + epoch) if self.mixer else None  # seeded like augmentation
-        for i, (x, y) in enumerate(dl):
-            for cb in self.cbs:
-                cb.on_batch_begin(i, {})
-            self._set_hparams(lrs, lr_sched, mom_sched, (epoch + i / n) / epochs)
-            if self.mixer is not None:
-                x, y = self.mixer(x, y, mix_rng)  # training batches only: validate() never mixes
-            loss = self._step(x, y, i, n)
-            if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the loss became {loss} at epoch {epoch + 1}, batch {i + 1} (stage {phase}). The learning rate is "
-                    "probably too high: try a lower --lr (see `quicklearn lr-find`)"
-                    + (f"; the last good checkpoint is in {self.path}." if self.path else ".")
-                )
-            total_loss += loss * len(x)
-            count += len(x)
-            smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
-            for cb in self.cbs:
-                cb.on_batch_end(i, {"loss": loss, "smooth_loss": smooth})
+        where = f"{'frozen ' if self.frozen_to else ''}epoch {epoch + 1}"
+        i, out_of_memory = 0, False
+        try:
+            for i, (x, y) in enumerate(dl):
+                for cb in self.cbs:
+                    cb.on_batch_begin(i, {})
+                self._set_hparams(lrs, lr_sched, mom_sched, (epoch + i / n) / epochs)
+                if self.mixer is not None:
+                    x, y = self.mixer(x, y, mix_rng)  # training batches only: validate() never mixes
+                kill_point("batch")  # test hook (quicklearn/faults.py)
+                loss = self._step(x, y, i, n)
+                if not math.isfinite(loss):
+                    raise self._diverged(f"the loss became {loss} at {where}, batch {i + 1} of {n} (lr {self._top_lr():.2g})")
+                total_loss += loss * len(x)
+                count += len(x)
+                smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
+                for cb in self.cbs:
+                    cb.on_batch_end(i, {"loss": loss, "smooth_loss": smooth})
+        except torch.cuda.OutOfMemoryError:
+            out_of_memory = True  # raised below, once this exception and the batch's tensors it holds are gone
+        if out_of_memory:
+            raise self._out_of_memory(f"at {where}, batch {i + 1} of {n}", getattr(dl, "bs", None))
         train_loss = total_loss / max(count, 1)
         for cb in self.cbs:
             cb.on_test_begin({})
@@ -362,6 +367,11 @@ class Learner:
         logs: dict[str, Any] = {"stage": stage, "phase": phase, "epoch": epoch, "train_loss": train_loss,
                                 "valid_loss": metrics.pop("loss")}
         logs.update(metrics)
+        valid_loss = logs["valid_loss"]
+        bad = f"the validation loss became {valid_loss}" if not math.isfinite(valid_loss) else self._nonfinite_weights()
+        if bad:  # the last steps diverged: this model must never be checkpointed (the last good checkpoint stays)
+            raise self._diverged(f"{bad} after {where}, whose training loss was {train_loss:.4g} "
+                                 f"(peak lr {max(lrs) * self.lr_scale:.2g})")
         logs["lr"] = lrs[-1] * lr_sched(1.0 if epoch == epochs - 1 else (epoch + 1) / epochs) * self.lr_scale
         logs["time_s"] = round(time.perf_counter() - t0, 2)
         self.history.append(logs)
@@ -385,6 +395,45 @@ class Learner:
     def _scale_y(self, y: torch.Tensor) -> torch.Tensor:
         return (y - self.y_mean) / self.y_std if self.kind == "regression" else y
 
+    def _kept_checkpoint(self, change: str) -> str:
+        """Where the last good checkpoint is (the Checkpoint callback writes one after every finished epoch, only)."""
+        if self.path and (self.path / CHECKPOINT).exists():
+            return (f" The last good checkpoint (after {len(self.history)} epochs) is kept in {self.path / CHECKPOINT}: "
+                    f"add --resume and {change} to continue from it.")
+        return " No epoch had finished, so there is no checkpoint to resume from." if self.path else ""
+
+    def _nonfinite_weights(self) -> str | None:
+        """Which parameter or BatchNorm statistic holds inf/NaN, if any: an overflowed running_var leaves the
+        validation loss finite (x / sqrt(inf) = 0), so the loss alone does not show that the model diverged."""
+        named = [*self.model.named_parameters(),
+                 *((f"{m_name}.{b_name}", b) for m_name, m in self.model.named_modules() if _is_bn(m)
+                   for b_name, b in m.named_buffers(recurse=False) if b.is_floating_point())]
+        if not named or bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):  # one device sync
+            return None
+        name = next(n for n, t in named if not torch.isfinite(t).all())
+        return f"the weights {name} became inf/NaN"
+
+    def _top_lr(self) -> float:
+        return max((pg["lr"] for pg in self.opt.param_groups), default=0.0) if self.opt else 0.0  # type: ignore[union-attr]
+
+    def _diverged(self, what: str) -> TrainingError:
+        """NaN/inf: `what` says where and at which lr; add the likely cause (too high a learning rate) and what was kept."""
+        return TrainingError(f"{what}. The learning rate is probably too high: try a lower --lr "
+                             f"(see `quicklearn lr-find`).{self._kept_checkpoint('a lower --lr')}")
+
+    def _out_of_memory(self, where: str, bs: int | None) -> TrainingError:
+        """GPU out of memory: free what the failed batch left, then name the batch size and smaller ones to try."""
+        if self.opt is not None:
+            self.opt.zero_grad(set_to_none=True)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        train_bs = getattr(self.dls.train, "bs", None) or bs or 2
+        half = max(1, train_bs // 2)
+        used = f"batch size {bs or '?'}" + (f"; the training batch size is {train_bs}" if bs != train_bs else "")
+        return TrainingError(f"out of GPU memory {where} ({used}, device {self.device}). Use a smaller batch: --bs {half} "
+                             f"(Python: bs={half}), or --bs auto to pick one that fits; a smaller --size helps too."
+                             f"{self._kept_checkpoint(f'--bs {half}')}")
+
     # ---- evaluation ----------------------------------------------------------------------------
     @torch.inference_mode()
     def get_preds(self, dl: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -392,11 +441,18 @@ class Learner:
         dl = dl or self.dls.valid
         self.model.eval()
         outs, ys = [], []
-        for x, y in dl:
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                out = self.forward(x)
-            outs.append(out.float().cpu())
-            ys.append(y.cpu())
+        out_of_memory = False
+        try:
+            for x, y in dl:
+                with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                    out = self.forward(x)
+                kill_point("validate")  # test hook (quicklearn/faults.py)
+                outs.append(out.float().cpu())
+                ys.append(y.cpu())
+        except torch.cuda.OutOfMemoryError:
+            out_of_memory = True  # raised below, once this exception and the batch's tensors it holds are gone
+        if out_of_memory:
+            raise self._out_of_memory(f"while validating, batch {len(outs) + 1}", getattr(dl, "bs", None))
         preds, targets = torch.cat(outs), torch.cat(ys)
         if self.kind == "regression":
             preds = preds.flatten() * self.y_std + self.y_mean
@@ -451,7 +507,13 @@ class Learner:
         """The checkpoint in `path`, read without unpickling code (weights_only), or None."""
         if not self.path or not (self.path / CHECKPOINT).exists():
             return None
-        return torch.load(self.path / CHECKPOINT, map_location=self.device, weights_only=True)
+        from ..models.weights import torch_load
+
+        ck = torch_load(self.path / CHECKPOINT, map_location=self.device, error=TrainingError,
+                        fix="Delete it and start the run again (--overwrite).")
+        if not isinstance(ck, dict) or not {"model", "stage", "epoch", "epochs"} <= ck.keys():
+            raise TrainingError(f"{self.path / CHECKPOINT}: not a quicklearn checkpoint; delete it and start again (--overwrite).")
+        return ck
 
     def _restore(self, ck: dict) -> None:
         import json
