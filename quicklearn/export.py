@@ -114,6 +114,11 @@ def verify_checksums(folder: Path, config: Mapping[str, Any]) -> None:
             raise QuicklearnError(f"{f}: missing; {CONFIG} lists it as part of the model. {redo}")
         size = f.stat().st_size
         if "bytes" in want and size != want["bytes"]:
+            from .models.weights import pickle_kind
+
+            if f.suffix == ".safetensors" and (kind := pickle_kind(f)):  # say what it is, not just "truncated"
+                raise QuicklearnError(f"{f}: is a {kind} file, not safetensors; quicklearn never unpickles it "
+                                      f"(loading it could run code), nothing was loaded. {redo}")
             how = "truncated" if size < want["bytes"] else "corrupted"
             raise QuicklearnError(f"{f}: {how}: expected {want['bytes']} bytes, found {size}. {redo}")
         if (found := _sha256(f)) != want["sha256"]:

@@ -123,6 +123,18 @@ def torch_load(path: Path, *, map_location: str | torch.device = "cpu", fix: str
         raise error(f"{path}: cannot be read as a torch file, corrupted or truncated? ({_first_line(exc)}). {fix}") from None
 
 
+def pickle_kind(path: Path) -> str | None:
+    """'torch zip' or 'Python pickle' when the file starts like one, else None. Only meaningful once a file failed
+    to read as safetensors: a valid safetensors header may begin with any bytes."""
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if head == b"PK":
+        return "torch zip"
+    if head[:1] == b"\x80" and head[1:] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "Python pickle"
+    return None
+
+
 def read_safetensors(path: Path, fix: str, error: type[QuicklearnError] = WeightsError) -> dict[str, Tensor]:
     """The tensors of a .safetensors file (never unpickled); a pickle in its place, or a corrupted or truncated
     file, becomes one line (`error`) that names it and ends with `fix`."""
@@ -132,10 +144,9 @@ def read_safetensors(path: Path, fix: str, error: type[QuicklearnError] = Weight
         return load_file(str(path), device="cpu")
     except Exception as exc:  # safetensors' own errors: header too large, incomplete metadata, ...
         failure = exc
-    with open(path, "rb") as f:  # only now guess what it is: a valid header may begin with any bytes
-        head = f.read(2)
-    if head == b"PK" or (head[:1] == b"\x80" and head[1:] in (b"\x02", b"\x03", b"\x04", b"\x05")):
-        raise error(f"{path}: is a {'torch zip' if head == b'PK' else 'Python pickle'} file, not safetensors; "
+    kind = pickle_kind(path)  # only now guess what it is: a valid header may begin with any bytes
+    if kind:
+        raise error(f"{path}: is a {kind} file, not safetensors; "
                     f"quicklearn never unpickles it (loading it could run code), nothing was loaded. {fix}")
     raise error(f"{path}: not a readable safetensors file, corrupted or truncated ({path.stat().st_size} bytes; "
                 f"{_first_line(failure)}). {fix}")
