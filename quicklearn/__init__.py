@@ -61,7 +61,13 @@ __all__ = [
 ]
 
 
+# public submodules, also loaded on first use: ql.distributed (rank helpers for torchrun runs)
+_SUBMODULES = frozenset({"distributed"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"quicklearn.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'quicklearn' has no attribute {name!r}")

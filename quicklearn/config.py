@@ -92,6 +92,8 @@ class VisionTraining(_Section):
     grad_clip: float | None = None
     grad_accum: int = Field(1, ge=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    sync_bn: bool = Field(False, description="Data-parallel (torchrun) runs: BatchNorm statistics over the global batch (SyncBatchNorm).")
+    distributed: bool | None = Field(None, description="Data-parallel training: None = when started by torchrun (or --gpus N).")
     channels_last: bool | None = None
     compile: bool = False
     device: str = "auto"
@@ -161,6 +163,8 @@ class TabularTraining(_Section):
     class_weights: list[float] | Literal["balanced"] | None = None
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     grad_clip: float | None = None
+    sync_bn: bool = Field(False, description="Data-parallel (torchrun) runs: BatchNorm statistics over the global batch (SyncBatchNorm).")
+    distributed: bool | None = Field(None, description="Data-parallel training: None = when started by torchrun (or --gpus N).")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     device: str = "auto"
     seed: int = 42

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import distributed as ddp
 from .config import TabularRecipe, TextRecipe, VisionRecipe
 from .data.augment import AugmentConfig
 from .errors import ConfigError, DataError
@@ -152,7 +153,9 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     data = recipe.data.path
     if not data:
         raise ConfigError("no data: give --data PATH or set data.path in the recipe.")
-    out = Path(out or recipe.output.out or default_out_dir(data))
+    ddp.init_from_env()  # under torchrun: every rank trains; rank 0 alone writes in `out`, the others wait for it
+    # rank 0's default folder name (a timestamp) for every rank
+    out = Path(out or recipe.output.out or str(ddp.broadcast_object(str(default_out_dir(data)))))
     empty_first = check_out_dir(out, overwrite, resume)  # refuse before any work; change nothing until the data loads
     t0 = time.perf_counter()
     recipe_dict = recipe.model_dump(mode="json")
@@ -160,7 +163,7 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
     if isinstance(recipe, (TabularRecipe, TextRecipe)) and not recipe.data.y:
         raise ConfigError(f"{recipe.task} data needs its target column: give --target COLUMN or set data.y in the recipe.")
     cbs = []
-    if recipe.output.tensorboard:
+    if recipe.output.tensorboard and ddp.is_main():
         from .train.tensorboard import TensorBoardLogger
 
         cbs.append(TensorBoardLogger(out / "tensorboard"))
@@ -176,21 +179,26 @@ def run_recipe(recipe: VisionRecipe | TabularRecipe | TextRecipe, *, out: str | 
         from .vision import vision_learner
 
         learn = vision_learner(data, path=out, progress=progress, cbs=cbs, recipe=recipe_dict, **learner_kwargs(recipe))
-    if empty_first:
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if resume:
-        remove_temp_files(out)  # what a killed run left half-way through an atomic write (fileio.atomic_path)
+    ddp.barrier()  # every rank has checked `out` before rank 0 changes it
+    if ddp.is_main():
+        if empty_first:
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            remove_temp_files(out)  # what a killed run left half-way through an atomic write (fileio.atomic_path)
+    ddp.barrier()
     try:
         learn.fine_tune(**fit_kwargs(recipe, learn), resume=resume)
     finally:
         for cb in cbs:
             cb.close()
     wall = time.perf_counter() - t0
-    metrics = learn.validate()
-    learn.export(out)
-    write_json(out / "metrics.json", {"valid": metrics, "history": learn.history, "wall_s": round(wall, 2)})
-    if recipe.output.plots:
-        learn.plot_curves(out / "training_curves.png")
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # the model directory is complete; the resume point is no longer needed
+    metrics = learn.validate()  # every rank takes part (each validates its shard); rank 0 writes
+    if ddp.is_main():
+        learn.export(out)
+        write_json(out / "metrics.json", {"valid": metrics, "history": learn.history, "wall_s": round(wall, 2)})
+        if recipe.output.plots:
+            learn.plot_curves(out / "training_curves.png")
+        (out / "checkpoint.pt").unlink(missing_ok=True)  # the model directory is complete; the resume point is no longer needed
+    ddp.barrier()  # the model directory is complete before any rank returns
     return RunResult(out, metrics, wall, learn)

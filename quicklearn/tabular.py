@@ -24,6 +24,7 @@ from .data.tabular import (
     TabularDataLoaders, TabularLoader, TabularProcessor, _cat_keys, check_column, infer_roles, read_frame,
     drop_rows_without, tabular_target,
 )
+from .distributed import device_for_rank
 from .errors import ConfigError, DataError
 from .models.tabular import TabularModel
 from .progress import console
@@ -200,6 +201,8 @@ def tabular_learner(
     cbs: Sequence[Callback] = (),
     progress: bool | None = None,
     recipe: dict | None = None,
+    distributed: bool | None = None,
+    sync_bn: bool = False,
 ) -> Learner:
     """A table -> roles -> split -> pre-processing -> embeddings + MLP -> a Learner ready to `fit_one_cycle`.
 
@@ -210,7 +213,7 @@ def tabular_learner(
     from .train.learner import resolve_device
 
     torch.manual_seed(seed)
-    dev = resolve_device(device)
+    dev = resolve_device(device_for_rank(device))  # under torchrun: this rank's GPU
     dls = tabular_dataloaders(data, y, kind=kind, cat_names=cat_names, cont_names=cont_names, drop=drop,
                               date_parts=date_parts, splitter=splitter, valid_pct=valid_pct, seed=seed, bs=bs)
     if progress is not False:  # what a user must check first: which columns the model will see
@@ -247,5 +250,5 @@ def tabular_learner(
     return Learner(
         dls, model, metrics=metrics, monitor=monitor, opt=opt, wd=wd, device=dev, precision=precision,
         channels_last=False, grad_clip=grad_clip, label_smoothing=label_smoothing, class_weights=class_weights,
-        path=path, cbs=cbs, seed=seed, progress=progress, config=config,
+        path=path, cbs=cbs, seed=seed, progress=progress, config=config, distributed=distributed, sync_bn=sync_bn,
     )

@@ -17,6 +17,7 @@ from .data.sources import table_source
 from .data.split import Splitter, check_split
 from .data.tabular import check_column, drop_rows_without, read_frame
 from .data.text import TextDataLoaders, TextLoader, find_text_column, join_texts, text_separator, tokenize
+from .distributed import device_for_rank
 from .errors import ConfigError
 from .models.text import DEFAULT_TEXT_ARCH, Pooling, TextModel, load_encoder
 from .progress import console
@@ -103,6 +104,8 @@ def text_learner(
     cbs: Sequence[Callback] = (),
     progress: bool | None = None,
     recipe: dict | None = None,
+    distributed: bool | None = None,
+    sync_bn: bool = False,
 ) -> Learner:
     """A pretrained encoder (`arch`: 'minilm', a local model folder, or a hub name) with a pooled linear head.
 
@@ -124,7 +127,7 @@ def text_learner(
         "recipe": recipe,
     }
     return Learner(
-        dls, model, metrics=metrics, monitor=monitor, opt=opt, wd=wd, device=resolve_device(device), precision=precision,
+        dls, model, metrics=metrics, monitor=monitor, opt=opt, wd=wd, device=resolve_device(device_for_rank(device)), precision=precision,
         channels_last=False, grad_clip=grad_clip, class_weights=class_weights, path=path, cbs=cbs, seed=seed,
-        progress=progress, config=config,
+        progress=progress, config=config, distributed=distributed, sync_bn=sync_bn,
     )

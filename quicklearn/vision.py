@@ -19,6 +19,7 @@ from .data.block import image_dataloaders
 from .data.labels import TargetKind
 from .data.split import Splitter
 from .data.transforms import ResizeMode
+from .distributed import device_for_rank
 from .models.backbones import DEFAULT_ARCH, check_arch
 from .models.heads import HeadConfig
 from .models.model import build_model
@@ -79,6 +80,8 @@ def vision_learner(
     cbs: Sequence[Callback] = (),
     progress: bool | None = None,
     recipe: dict | None = None,
+    distributed: bool | None = None,
+    sync_bn: bool = False,
 ) -> Learner:
     """Images -> DataBlock -> pretrained timm backbone with a new head -> a Learner ready to `fine_tune`.
 
@@ -94,7 +97,7 @@ def vision_learner(
     BatchMixer(mixup, cutmix)  # and on a bad option
     training_cbs = _training_callbacks(ema, reduce_lr_on_plateau, progressive)
     torch.manual_seed(seed)
-    dev = resolve_device(device)
+    dev = resolve_device(device_for_rank(device))  # under torchrun: this rank's GPU
     head = head or HeadConfig()
     dls = image_dataloaders(
         data, y=y, path_col=path_col, kind=kind, label_delim=label_delim, splitter=splitter, valid_pct=valid_pct,
@@ -118,7 +121,7 @@ def vision_learner(
         dls, model, metrics=metrics, monitor=monitor, opt=opt, wd=wd, train_bn=train_bn, freeze_bn_stats=freeze_bn_stats, device=dev, precision=precision,
         channels_last=channels_last, compile=compile, grad_clip=grad_clip, grad_accum=grad_accum,
         label_smoothing=label_smoothing, class_weights=class_weights, mixup=mixup, cutmix=cutmix, path=path, cbs=cbs, seed=seed, progress=progress,
-        config=config,
+        config=config, distributed=distributed, sync_bn=sync_bn,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import timm
 import torch
@@ -205,17 +206,23 @@ def _lighting(x: Tensor, u: Tensor, cfg: AugmentConfig) -> Tensor:
     return torch.where(on.to(x.device).view(B, 1, 1, 1), y, x)
 
 
-def augment_batch(x: Tensor, size: int | tuple[int, int], cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
+def augment_batch(x: Tensor, size: int | tuple[int, int], cfg: AugmentConfig, generator: torch.Generator,
+                  rows: Sequence[int] | None = None, n_draws: int | None = None) -> Tensor:
     """Random training augmentation: (B,C,H,W) uint8/float on any device -> float32 [0,1] (B,C,h,w), same device.
 
     Parameters come from `generator` (CPU, or any device) and the matrices are built on the CPU, so a seed
     gives the same augmentations on every device. One bilinear grid_sample (reflection padding,
-    align_corners=False) per batch; lighting after, clamped to [0,1]. cfg.enabled=False -> `resize_batch`."""
+    align_corners=False) per batch; lighting after, clamped to [0,1]. cfg.enabled=False -> `resize_batch`.
+    rows, n_draws: `x` is rows `rows` of a global batch of `n_draws` (one rank's slice under data-parallel
+    training): the draws are made for the whole global batch and these rows taken, so every rank augments its
+    items exactly as a single process would."""
     if not cfg.enabled:
         return resize_batch(x, size)
     h, w = _size_hw(size)
     x = _check_batch(x)
-    u = torch.rand(x.shape[0], _N_DRAWS, generator=generator, device=generator.device).to("cpu", torch.float64)
+    u = torch.rand(n_draws or x.shape[0], _N_DRAWS, generator=generator, device=generator.device).to("cpu", torch.float64)
+    if rows is not None:
+        u = u[torch.as_tensor(list(rows), dtype=torch.int64)]
     mats = _homographies(u, cfg, (x.shape[-2], x.shape[-1]), (h, w))
     grid = _sampling_grid(mats.to(x.device, torch.float32), h, w)
     out = F.grid_sample(_to_unit_float(x), grid, mode="bilinear", padding_mode="reflection", align_corners=False)

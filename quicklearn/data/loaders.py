@@ -18,13 +18,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..distributed import batch_slice, block_slice
 from ..errors import DataError
 from ..progress import progress
 from .augment import AugmentConfig, augment_batch, resize_batch
 from .images import UnreadableImage, decode_image
 from .pipeline import ImagePipeline
 
-__all__ = ["DecodeDataset", "decode_all", "BatchLoader", "LoaderPair", "n_batches", "default_num_workers"]
+__all__ = ["DecodeDataset", "decode_all", "BatchLoader", "LoaderPair", "n_batches", "default_num_workers",
+           "shard_batches", "sharded_len"]
 
 log = logging.getLogger("quicklearn")
 
@@ -120,6 +122,34 @@ def n_batches(n: int, bs: int, drop_last: bool) -> int:
     return (n + bs - 1) // bs
 
 
+def sharded_len(n: int, bs: int, drop_last: bool, rank: int, world: int, whole_batches: bool) -> int:
+    """Batches one rank iterates: every global batch (a slice of each) when `whole_batches`, else its block's."""
+    if world <= 1 or whole_batches:
+        return n_batches(n, bs, drop_last)
+    block = block_slice(n, rank, world)
+    return n_batches(block.stop - block.start, bs, False)
+
+
+def shard_batches(batches: list[torch.Tensor], bs: int, rank: int, world: int,
+                  whole_batches: bool) -> list[tuple[torch.Tensor, list[int] | None, int]]:
+    """This rank's share of an epoch's global index batches, as (indices, positions in the global batch, global size).
+
+    whole_batches (training): a contiguous slice of every global batch, the same count on every rank (see
+    `distributed.batch_slice`). Otherwise (validation): one contiguous block of the items in their global order,
+    batched by `bs`, so gathering the ranks' outputs in rank order restores that order."""
+    if world <= 1:
+        return [(b, None, len(b)) for b in batches]
+    if whole_batches:
+        out = []
+        for b in batches:
+            pos, _ = batch_slice(len(b), rank, world)
+            out.append((b[pos], pos, len(b)))
+        return out
+    order = torch.cat(batches) if batches else torch.empty(0, dtype=torch.int64)
+    block = order[block_slice(len(order), rank, world)]
+    return [(block[k:k + bs], None, len(block[k:k + bs])) for k in range(0, len(block), bs)]
+
+
 class LoaderPair:
     """What the Learner needs of any data (images, tables, texts), given `train`, `valid`, `kind` and `vocab`:
     the output width, the device, and moving both loaders to a device (and memory format, where it applies)."""
@@ -137,6 +167,16 @@ class LoaderPair:
             dl.device = torch.device(device)
             if channels_last is not None:
                 dl.channels_last = channels_last
+        return self
+
+    def shard(self, rank: int, world: int):  # noqa: ANN201 (returns self)
+        """Data-parallel sharding (quicklearn.distributed): training takes a slice of every global batch,
+        validation a disjoint block of items; world=1 undoes it."""
+        for dl, whole in ((self.train, True), (self.valid, False)):  # type: ignore[attr-defined]
+            if world > 1 and not whole and dl.n < world:
+                raise DataError(f"the validation set has {dl.n} items, fewer than the {world} processes training; "
+                                "use fewer processes (--nproc_per_node) or a larger validation set.")
+            dl.rank, dl.world, dl.whole_batches = rank, world, whole
         return self
 
 
@@ -160,6 +200,9 @@ class BatchLoader:
     channels_last: bool = False
     epoch: int = 0
     size: int | None = None  # training size when set (progressive resizing); None = pipeline.size
+    rank: int = 0  # data-parallel shard: set by LoaderPair.shard (see shard_batches)
+    world: int = 1
+    whole_batches: bool = True
 
     def __post_init__(self) -> None:
         # Two pinned staging buffers for host->GPU copies, used in turn: a batch is gathered into one while the
@@ -172,7 +215,7 @@ class BatchLoader:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return n_batches(len(self.images), self.bs, self.drop_last)
+        return sharded_len(len(self.images), self.bs, self.drop_last, self.rank, self.world, self.whole_batches)
 
     def _order(self) -> torch.Tensor:
         n = len(self.images)
@@ -183,16 +226,19 @@ class BatchLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._order()
         aug_gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7_919)
-        nb = len(self)
-        for b in range(nb):
-            idx = order[b * self.bs : (b + 1) * self.bs]
-            yield self.make_batch(idx, aug_gen)
+        nb = n_batches(len(self.images), self.bs, self.drop_last)
+        batches = [order[b * self.bs : (b + 1) * self.bs] for b in range(nb)]
+        for idx, rows, n_draws in shard_batches(batches, self.bs, self.rank, self.world, self.whole_batches):
+            yield self.make_batch(idx, aug_gen, rows, n_draws)
 
-    def make_batch(self, idx: torch.Tensor, aug_gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def make_batch(self, idx: torch.Tensor, aug_gen: torch.Generator | None = None, rows: list[int] | None = None,
+                   n_draws: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch of items `idx`; rows/n_draws: they are these rows of a global batch of n_draws (one rank's slice)."""
         x = self._gather(idx)
         y = self.targets[idx].to(self.device, non_blocking=self.device.type == "cuda")
         if self.augment is not None and self.augment.enabled:
-            x = self.pipeline.normalize(augment_batch(x, self.size or self.pipeline.size, self.augment, aug_gen or torch.Generator()))
+            x = self.pipeline.normalize(augment_batch(x, self.size or self.pipeline.size, self.augment,
+                                                      aug_gen or torch.Generator(), rows, n_draws))
         elif self.size:
             x = self.pipeline.normalize(resize_batch(x, self.size))
         else:

@@ -35,7 +35,7 @@ import torch
 
 from ..errors import DataError
 from .labels import TargetKind, Vocab
-from .loaders import LoaderPair, n_batches
+from .loaders import LoaderPair, n_batches, shard_batches, sharded_len
 from .sources import read_table
 
 __all__ = [
@@ -378,12 +378,15 @@ class TabularLoader:
     device: torch.device = torch.device("cpu")
     epoch: int = 0
     channels_last: bool = False  # set by the Learner like any loader's; tables have no channels
+    rank: int = 0  # data-parallel shard: set by LoaderPair.shard (see data.loaders.shard_batches)
+    world: int = 1
+    whole_batches: bool = True
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return n_batches(len(self.x), self.bs, self.drop_last)
+        return sharded_len(len(self.x), self.bs, self.drop_last, self.rank, self.world, self.whole_batches)
 
     @property
     def n(self) -> int:
@@ -396,6 +399,13 @@ class TabularLoader:
         else:
             order = None
         x, t = self.x.to(self.device), self.targets.to(self.device)
+        if self.world > 1:
+            order = torch.arange(n) if order is None else order
+            batches = [order[b * self.bs:(b + 1) * self.bs] for b in range(n_batches(n, self.bs, self.drop_last))]
+            for idx, _, _ in shard_batches(batches, self.bs, self.rank, self.world, self.whole_batches):
+                idx = idx.to(self.device)
+                yield x.index_select(0, idx), t.index_select(0, idx)
+            return
         for b in range(len(self)):
             if order is None:
                 yield x[b * self.bs:(b + 1) * self.bs], t[b * self.bs:(b + 1) * self.bs]

@@ -19,7 +19,7 @@ import torch
 from ..errors import DataError
 from ..progress import progress
 from .labels import TargetKind, Vocab
-from .loaders import LoaderPair, n_batches
+from .loaders import LoaderPair, shard_batches, sharded_len
 
 __all__ = ["find_text_column", "join_texts", "text_separator", "tokenize", "TextLoader", "TextDataLoaders"]
 
@@ -82,6 +82,9 @@ class TextLoader:
     device: torch.device = torch.device("cpu")
     epoch: int = 0
     channels_last: bool = False  # set by the Learner like any loader's; token ids have no channels
+    rank: int = 0  # data-parallel shard: set by LoaderPair.shard (see data.loaders.shard_batches)
+    world: int = 1
+    whole_batches: bool = True
 
     def __post_init__(self) -> None:
         self.lengths = torch.tensor([len(t) for t in self.ids], dtype=torch.int64)
@@ -94,7 +97,7 @@ class TextLoader:
         return len(self.ids)
 
     def __len__(self) -> int:
-        return n_batches(self.n, self.bs, self.drop_last)
+        return sharded_len(self.n, self.bs, self.drop_last, self.rank, self.world, self.whole_batches)
 
     def batches(self) -> list[torch.Tensor]:
         """The index batches of this epoch."""
@@ -125,7 +128,7 @@ class TextLoader:
         return x
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for idx in self.batches():
+        for idx, _, _ in shard_batches(self.batches(), self.bs, self.rank, self.world, self.whole_batches):
             yield self.collate(idx).to(self.device), self.targets[idx].to(self.device)
 
 

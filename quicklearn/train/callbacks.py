@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..distributed import is_main
 from ..fileio import write_json, write_text
 from ..progress import console, is_interactive
 
@@ -125,6 +126,8 @@ class HistoryLogger(Callback):
         self.folder = Path(folder)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if not is_main():  # data-parallel: rank 0 writes; every rank's history is the same
+            return
         history = self.learner.history
         write_json(self.folder / "history.json", history)
         keys: list[str] = []

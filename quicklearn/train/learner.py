@@ -9,6 +9,7 @@ Everything the loop needs lives on the Learner (`self.history`, `self.stage`, `s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -20,6 +21,7 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 from torch import nn
 
+from .. import distributed as ddp
 from ..errors import ConfigError, TrainingError
 from ..faults import kill_point
 from ..fileio import atomic_path
@@ -74,6 +76,9 @@ class Learner:
     train_bn: BatchNorm weights in frozen groups keep training. freeze_bn_stats: the body's BatchNorm layers
     normalize with their pretrained running statistics and do not update them (right for pretrained bodies).
     mixup, cutmix: Beta alphas for mixing training image batches (0 = off; train/mix.py); the loss gets soft targets.
+    distributed: data-parallel training with DistributedDataParallel over the ranks torchrun started (None = when
+    launched by torchrun; see quicklearn/distributed.py); sync_bn: BatchNorm computes its statistics over the
+    global batch (SyncBatchNorm). Only rank 0 prints and writes files.
     """
 
     def __init__(
@@ -103,20 +108,34 @@ class Learner:
         seed: int = 42,
         progress: bool | None = None,
         config: dict | None = None,
+        distributed: bool | None = None,
+        sync_bn: bool = False,
     ):
         self.dls, self.model = dls, model
         self.kind = dls.kind
-        self.device = resolve_device(device)
+        self.distributed = self._setup_distributed(distributed)
+        self.device = resolve_device(ddp.device_for_rank(device) if self.distributed else device)
         if self.device.type == "cpu":
             tune_cpu_allocator()  # measured 1.8x faster CPU training; see quicklearn/runtime.py
         # channels_last by default on every device: measured on the 2-core CPU (benchmarks/vs_fastai.py' profile),
         # one fwd+bwd at bs 32: lite0 3.34 -> 2.37 s, lite2 2.96 -> 1.86 s, resnet18 3.21 -> 2.51 s, convnext_atto equal.
         self.channels_last = True if channels_last is None else channels_last
+        self.sync_bn = bool(sync_bn)
+        if self.distributed and self.sync_bn and self.device.type != "cuda":
+            raise ConfigError(f"sync_bn=True (training.sync_bn) needs CUDA GPUs: PyTorch's SyncBatchNorm does not run on "
+                              f"{self.device.type}. Leave sync_bn off here (each rank then normalizes with its own slice's statistics).")
+        if self.distributed and self.sync_bn:
+            self.model = model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.dls.to(self.device, channels_last=self.channels_last)
-        self.forward = torch.compile(self.model) if compile else self.model
+        if self.distributed:
+            self.dls.shard(ddp.rank(), ddp.world_size())
+        self.compile = compile
+        self.forward = torch.compile(self.model) if compile else self.model  # evaluation (and training in one process)
+        self.train_forward = self.forward  # training: the DistributedDataParallel wrapper when distributed (_wrap)
+        self._ddp: nn.parallel.DistributedDataParallel | None = None
         self.amp_dtype = self._amp_dtype(precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.metric_names = list(metrics) if metrics is not None else default_metrics(self.kind)
@@ -139,7 +158,7 @@ class Learner:
         self.path = Path(path) if path else None
         self.config = dict(config or {})
         self.recorder = LRRecorder()  # every step's learning rate, for the training-curves plot
-        self.cbs: list[Callback] = [ProgressCallback(progress), self.recorder]
+        self.cbs: list[Callback] = [ProgressCallback(progress if ddp.is_main() else False), self.recorder]
         if self.path:
             self.cbs += [HistoryLogger(self.path), Checkpoint()]
         self.cbs += list(cbs)
@@ -157,6 +176,30 @@ class Learner:
             self.y_mean, self.y_std = 0.0, 1.0
 
     # ---- setup -------------------------------------------------------------------------------
+    @staticmethod
+    def _setup_distributed(distributed: bool | None) -> bool:
+        """Whether to train data-parallel; starts the process group from torchrun's environment when needed."""
+        if distributed is False:
+            return False
+        import torch.distributed as dist
+
+        up = dist.is_available() and dist.is_initialized()
+        if not up and (distributed or ddp.launched_by_torchrun()):
+            up = ddp.init_from_env()
+        if distributed and not up:
+            raise ConfigError("distributed=True needs the processes started by torchrun (e.g. `torchrun --nproc_per_node 2 "
+                              "--no-python quicklearn train ...`) or a process group already initialized.")
+        return up and ddp.world_size() > 1
+
+    def _wrap(self) -> None:
+        """(Re)build the DistributedDataParallel wrapper for the parameters that train now (freezing changes
+        them, and DDP fixes its set when built); it broadcasts rank 0's weights, so every rank starts equal."""
+        if not self.distributed:
+            return
+        self._ddp = nn.parallel.DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.train_forward = torch.compile(self._ddp) if self.compile else self._ddp
+
     def _amp_dtype(self, precision: Precision) -> torch.dtype | None:
         if precision == "fp32" or (precision == "auto" and self.device.type != "cuda"):
             return None
@@ -303,6 +346,7 @@ class Learner:
                 self._restore(ck)
                 start = ck["epoch"] + 1 if ck["stage"] == stage else 0
             self._resume_done, self._resume_ckpt = True, None
+        self._wrap()
         lrs = group_lrs(lr, self.n_groups)
         self.stop_training = False
         self.lr_scale = 1.0
@@ -356,7 +400,11 @@ class Learner:
             out_of_memory = True  # raised below, once this exception and the batch's tensors it holds are gone
         if out_of_memory:
             raise self._out_of_memory(f"at {where}, batch {i + 1} of {n}", getattr(dl, "bs", None))
+        if self.distributed:  # the mean over every rank's items, the same number on every rank
+            total_loss, count = ddp.all_gather_cat(torch.tensor([[total_loss, count]], dtype=torch.float64)).sum(0).tolist()
         train_loss = total_loss / max(count, 1)
+        if self.distributed:
+            ddp.broadcast_buffers(self.model)  # one model: rank 0's BatchNorm statistics everywhere (validated = exported)
         for cb in self.cbs:
             cb.on_test_begin({})
         try:
@@ -379,11 +427,17 @@ class Learner:
             cb.on_epoch_end(epoch, logs)
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, i: int, n: int) -> float:
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            out = self.forward(x)
-            loss = self.loss_func(out.float(), self._scale_y(y))
-        self.scaler.scale(loss / self.grad_accum).backward()
-        if (i + 1) % self.grad_accum == 0 or i + 1 == n:
+        if self.distributed and self._ddp is None:
+            self._wrap()  # lr_find before any fit
+        update = (i + 1) % self.grad_accum == 0 or i + 1 == n
+        # DDP: accumulation steps skip the gradient all-reduce (no_sync); the update step reduces the sum
+        sync = self._ddp.no_sync() if self._ddp is not None and not update else contextlib.nullcontext()
+        with sync:
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                out = self.train_forward(x)
+                loss = self.loss_func(out.float(), self._scale_y(y))
+            self.scaler.scale(loss / self.grad_accum).backward()
+        if update:
             if self.grad_clip:
                 self.scaler.unscale_(self.opt)
                 nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], self.grad_clip)
@@ -454,6 +508,8 @@ class Learner:
         if out_of_memory:
             raise self._out_of_memory(f"while validating, batch {len(outs) + 1}", getattr(dl, "bs", None))
         preds, targets = torch.cat(outs), torch.cat(ys)
+        if getattr(dl, "world", 1) > 1:  # a sharded loader: every rank's block, back in the original order
+            preds, targets = ddp.all_gather_cat(preds), ddp.all_gather_cat(targets)
         if self.kind == "regression":
             preds = preds.flatten() * self.y_std + self.y_mean
         return preds, targets
@@ -484,8 +540,10 @@ class Learner:
             "callbacks": self._callback_states(),
         }
         target = self.path / CHECKPOINT
-        with atomic_path(target) as tmp:
-            torch.save(state, tmp)
+        if ddp.is_main():  # every rank holds the same weights; one writes, the others wait until it is there
+            with atomic_path(target) as tmp:
+                torch.save(state, tmp)
+        ddp.barrier()
         return target
 
     def _keyed_callbacks(self) -> dict[str, Callback]:
