@@ -50,9 +50,26 @@ DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help="Folder of 
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 
 
+def _given_args(ctx: typer.Context) -> list[str]:
+    """The options given on the command line, as arguments again: what `--gpus N` hands to the processes it starts."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        value = ctx.params.get(param.name)
+        if source is None or source.name not in ("COMMANDLINE", "ENVIRONMENT") or value is None or not param.opts:
+            continue
+        if getattr(param, "is_flag", False):
+            flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
+            args += [flag] if flag else []
+        else:
+            args += [param.opts[0], str(value)]
+    return args
+
+
 @app.command()
 @_user_errors
 def train(
+    ctx: typer.Context,
     data: DataOpt = None,
     recipe: Annotated[Optional[str], typer.Option(help="Recipe file or shipped name (vision, vision-fast-cpu, ...).")] = None,
     task: Annotated[Optional[str], typer.Option(help="vision | tabular | text (inferred from the data when left out).")] = None,
@@ -84,15 +101,19 @@ def train(
     progressive: Annotated[Optional[float], typer.Option(help="Images: train at this fraction of --size first, e.g. 0.5 [default: off].")] = None,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard in <out>/tensorboard (pip install \"quicklearn[tensorboard]\").")] = False,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.")] = False,
+    gpus: Annotated[Optional[str], typer.Option(help="Processes on this machine, one per GPU: N or 'all' (starts torchrun; with --device cpu, N CPU processes).")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Fine-tune a pretrained model on your data and save it to a model folder."""
-    commands.train(
+    code = commands.train(
         data=data, recipe=recipe, task=task, target=target, arch=arch, weights=weights, epochs=epochs,
         freeze_epochs=freeze_epochs, lr=lr, size=size, bs=bs, seed=seed, device=device, valid_pct=valid_pct,
         split=split, text_col=text_col, max_len=max_len, cat=cat, cont=cont, drop=drop, date_parts=date_parts, out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
         tensorboard=tensorboard, kind=kind, mixup=mixup, cutmix=cutmix, ema=ema, progressive=progressive,
+        gpus=gpus, argv=_given_args(ctx),
     )
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

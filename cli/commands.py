@@ -47,10 +47,25 @@ def _names(value: str | None) -> list[str] | None:
 
 def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, lr, size, bs, seed, device, valid_pct,
           out, overwrite, resume, print_config, console: Console, split=None, text_col=None, max_len=None, cat=None, cont=None, drop=None,
-          date_parts=None, tensorboard=False, kind=None, mixup=None, cutmix=None, ema=None, progressive=None) -> None:
+          date_parts=None, tensorboard=False, kind=None, mixup=None, cutmix=None, ema=None, progressive=None,
+          gpus: str | None = None, argv: list[str] | None = None) -> int:
+    """Train as the options say; with `--gpus N` (N > 1) check them here, then start N processes: their exit code."""
+    from quicklearn import distributed as ddp
+    from quicklearn import launch
     from quicklearn.config import merge_overrides
-    from quicklearn.run import default_out_dir, run_recipe
+    from quicklearn.run import check_out_dir, default_out_dir, run_recipe
 
+    procs = 1
+    if ddp.launched_by_torchrun():
+        ddp.init_from_env()  # now, so that only rank 0 announces
+        if gpus is not None and ddp.is_main():
+            console.print(f"--gpus {gpus} ignored: this is one of {ddp.world_size()} processes torchrun started", highlight=False)
+    elif gpus is not None and not print_config:
+        procs, why = launch.processes_for(gpus, device)
+        console.print(why, highlight=False)
+    launcher = console
+    if procs > 1 or not ddp.is_main():  # the started rank 0 announces; the launcher and other ranks stay quiet
+        console = Console(quiet=True)
     notes = Console(stderr=True) if print_config else console  # --print-config: stdout is the YAML alone
     base = _resolve_recipe(recipe, task, data, notes)
     if data is None and base.data.path is None and base.task == "vision":
@@ -93,13 +108,23 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
     if print_config:
         console.print(yaml.safe_dump(resolved.model_dump(mode="json"), sort_keys=False), end="", highlight=False, markup=False,
                       soft_wrap=True)
-        return
-    out_dir = Path(resolved.output.out or default_out_dir(resolved.data.path))
+        return 0
+    # under torchrun every rank takes rank 0's default folder name (it holds a timestamp)
+    out_dir = Path(resolved.output.out or str(ddp.broadcast_object(str(default_out_dir(resolved.data.path)))))
     if resolved.task == "vision":
         from quicklearn.models.backbones import check_arch
 
         t, m, f = resolved.transforms, resolved.model, resolved.fit
         check_arch(m.arch)  # a typo fails before anything is announced
+    if procs > 1:  # refuse a bad --out once, here; every process must write to the same folder: name it here
+        check_out_dir(out_dir, overwrite, resume)
+        given_out = resolved.output.out is not None
+        return launch.launch(procs, (argv or []) + ([] if given_out else ["--out", str(out_dir)]),
+                             say=lambda line: launcher.print(line, highlight=False, markup=False, soft_wrap=True))
+    if ddp.is_distributed():
+        console.print(f"data-parallel: {ddp.world_size()} processes under torchrun; the batch size is the global one, "
+                      "split across them", highlight=False)
+    if resolved.task == "vision":
         console.print(
             f"training [bold]{m.arch}[/] (weights: {m.weights or 'none'}) on {resolved.data.path} at {t.size}px, "
             f"batch size {resolved.training.bs}, {f.freeze_epochs} frozen + {f.epochs} unfrozen epochs, device {resolved.training.device}"
@@ -113,6 +138,8 @@ def train(*, data, recipe, task, target, arch, weights, epochs, freeze_epochs, l
         console.print(f"training a tabular model on {resolved.data.path}, target {resolved.data.y!r}, "
                       f"{f.epochs} epochs, batch size {resolved.training.bs} -> {out_dir}", highlight=False)
     result = run_recipe(resolved, out=out_dir, overwrite=overwrite, resume=resume)
+    if not ddp.is_main():
+        return 0
     learn = result.learner
     dls = learn.dls
     table = Table(title=f"done in {result.wall_s:.0f} s", show_header=False)
