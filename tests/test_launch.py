@@ -188,3 +188,25 @@ def test_gpus_2_reported_metrics_are_the_exported_models(two_process_run) -> Non
     assert again["n"] == 9
     assert again["loss"] == pytest.approx(metrics["loss"], abs=1e-4)
     assert again["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+
+
+def test_resume_under_torchrun_after_a_kill_gives_the_uninterrupted_run(split_folder: Path, tmp_path: Path) -> None:
+    """Both ranks SIGKILLed in the second epoch (after the first checkpoint); `--gpus 2 --resume` then ends with
+    exactly the metrics and history of an uninterrupted 2-process run."""
+    def train(out: Path, *extra: str, kill: str | None = None) -> subprocess.CompletedProcess:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **({"QUICKLEARN_TEST_KILL_AT": kill} if kill else {})}
+        return subprocess.run([quicklearn_exe(), "train", "--gpus", "2", "--device", "cpu", "--data", str(split_folder),
+                               *TINY, "--epochs", "2", "--out", str(out), *extra], capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    r = train(whole)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = train(killed, kill="batch:4")  # 18 images / bs 8: 3 steps an epoch, so step 4 is in the second epoch
+    assert r.returncode != 0 and (killed / "checkpoint.pt").exists() and not (killed / "metrics.json").exists()
+    r = train(killed, "--resume")
+    assert r.returncode == 0, r.stderr[-3000:]
+    got, want = (json.loads((d / "metrics.json").read_text()) for d in (killed, whole))
+    assert got["valid"] == want["valid"]
+    assert [{k: v for k, v in row.items() if k != "time_s"} for row in got["history"]] == \
+        [{k: v for k, v in row.items() if k != "time_s"} for row in want["history"]]
