@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from .data.images import UnreadableImage, decode_image, to_mode
 from .data.pipeline import ImagePipeline
 from .errors import ConfigError, DataError, QuicklearnError
 from .faults import kill_point
-from .fileio import atomic_path, write_json
+from .fileio import atomic_path, sha256_file, write_json
 from .progress import progress
 from .thresholds import DEFAULT_THRESH, Thresh, check_thresh, label_thresh, merge_thresh
 from .tta import tta_outputs
@@ -86,18 +85,10 @@ def export_learner(learn: "Learner", path: str | Path, thresh: Thresh | None = N
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_checksums(folder: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
     """{name: {"sha256", "bytes"}} of files in `folder`: recorded in config.json so `load` can tell a corrupted or
     truncated copy from a good one (hashing costs ~0.2 s per 100 MB)."""
-    return {n: {"sha256": _sha256(folder / n), "bytes": (folder / n).stat().st_size} for n in names}
+    return {n: {"sha256": sha256_file(folder / n), "bytes": (folder / n).stat().st_size} for n in names}
 
 
 def verify_checksums(folder: Path, config: Mapping[str, Any]) -> None:
@@ -121,7 +112,7 @@ def verify_checksums(folder: Path, config: Mapping[str, Any]) -> None:
                                       f"(loading it could run code), nothing was loaded. {redo}")
             how = "truncated" if size < want["bytes"] else "corrupted"
             raise QuicklearnError(f"{f}: {how}: expected {want['bytes']} bytes, found {size}. {redo}")
-        if (found := _sha256(f)) != want["sha256"]:
+        if (found := sha256_file(f)) != want["sha256"]:
             raise QuicklearnError(f"{f}: corrupted: sha256 expected {want['sha256'][:16]}..., found {found[:16]}... "
                                   f"(same size, different content). {redo}")
 

@@ -5,6 +5,7 @@ A kill at any moment leaves either the old file or the new one, never half of on
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -14,7 +15,7 @@ from typing import Any, Iterator
 
 from .faults import kill_point
 
-__all__ = ["atomic_path", "write_json", "write_text", "is_temp_file", "remove_temp_files"]
+__all__ = ["atomic_path", "write_json", "write_text", "is_temp_file", "remove_temp_files", "sha256_file"]
 
 TEMP_SUFFIX = ".tmp"  # atomic_path's temporary files are ".<name>.<random>.tmp" beside the target
 
@@ -64,3 +65,12 @@ def remove_temp_files(folder: str | Path) -> list[Path]:
     for p in removed:
         p.unlink(missing_ok=True)
     return removed
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of a file's bytes, read in 1 MiB chunks (weights provenance, model-folder checksums)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -7,7 +7,6 @@ cache once), then timm's hub download. Every state dict returned is in timm's la
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -30,7 +29,7 @@ from torch import Tensor
 
 from ..cachedir import cache_dir
 from ..errors import ConfigError, QuicklearnError, WeightsError
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path, sha256_file, write_json
 
 __all__ = [
     "MappingReport", "BundledWeights", "BUNDLED", "cache_dir", "weights_dir", "read_state_dict", "torch_load",
@@ -219,14 +218,6 @@ def _stem(arch: str) -> str:
     return arch.replace("/", "__").replace(":", "_")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _lock(arch: str) -> FileLock:
     """Guards `<arch>.*` in the cache so two processes importing at once do not interleave."""
     weights_dir().mkdir(parents=True, exist_ok=True)
@@ -244,7 +235,7 @@ def _import_unlocked(src: Path, arch: str, note: str | None) -> Path:
     with atomic_path(dest) as tmp:
         save_file(tensors, str(tmp), metadata={"arch": arch})
     meta = {
-        "arch": arch, "file": str(dest), "source": str(src.resolve()), "sha256": _sha256(src),
+        "arch": arch, "file": str(dest), "source": str(src.resolve()), "sha256": sha256_file(src),
         "note": note, "mapping": {"by_name": report.by_name, "by_position": report.by_position,  # counts:
                                   "missing": len(report.missing), "extra": len(report.extra)},  # bookkeeping
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "quicklearn_version": __version__,

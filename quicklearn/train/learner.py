@@ -402,9 +402,8 @@ class Learner:
             raise self._out_of_memory(f"at {where}, batch {i + 1} of {n}", getattr(dl, "bs", None))
         if self.distributed:  # the mean over every rank's items, the same number on every rank
             total_loss, count = ddp.all_gather_cat(torch.tensor([[total_loss, count]], dtype=torch.float64)).sum(0).tolist()
-        train_loss = total_loss / max(count, 1)
-        if self.distributed:
             ddp.broadcast_buffers(self.model)  # one model: rank 0's BatchNorm statistics everywhere (validated = exported)
+        train_loss = total_loss / max(count, 1)
         for cb in self.cbs:
             cb.on_test_begin({})
         try:
