@@ -22,7 +22,8 @@ from .errors import ConfigError
 
 __all__ = [
     "launched_by_torchrun", "init_from_env", "is_distributed", "rank", "local_rank", "world_size", "is_main",
-    "barrier", "all_gather_cat", "broadcast_object", "cleanup", "batch_slice", "block_slice", "device_for_rank",
+    "barrier", "all_gather_cat", "broadcast_object", "min_over_ranks", "cleanup", "batch_slice", "block_slice",
+    "device_for_rank",
 ]
 
 _ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
@@ -138,6 +139,16 @@ def broadcast_object(obj: object, src: int = 0) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def min_over_ranks(value: int) -> int:
+    """The smallest of every rank's `value`, on every rank (the value itself in one process): what ranks that
+    measured something on their own device, such as the batch size that fits, must agree on."""
+    if not is_distributed():
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64, device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return int(t.item())
 
 
 def cleanup() -> None:

@@ -19,13 +19,13 @@ from .data.block import image_dataloaders
 from .data.labels import TargetKind
 from .data.split import Splitter
 from .data.transforms import ResizeMode
-from .distributed import device_for_rank
+from .distributed import device_for_rank, init_from_env, world_size
 from .models.backbones import DEFAULT_ARCH, check_arch
 from .models.heads import HeadConfig
 from .models.model import build_model
 from .models.weights import is_random_init
 from .train.callbacks import Callback
-from .train.learner import Learner, Precision, resolve_device
+from .train.learner import Learner, Precision, amp_dtype, resolve_device
 from .train.mix import BatchMixer
 
 __all__ = ["vision_learner"]
@@ -107,9 +107,12 @@ def vision_learner(
     torch.manual_seed(seed)  # the head's initialisation does not depend on how many images were decoded
     model, weights_desc = build_model(arch, dls.n_out, weights=weights, in_chans=channels, head=head)
     if bs == "auto":
-        from .train.batch_size import find_batch_size
+        from .train.batch_size import global_batch_size
 
-        dls.train.bs = min(find_batch_size(model, dls, dev), dls.train.n)
+        if distributed is not False:
+            init_from_env()  # under torchrun the ranks must agree on one batch size
+        world = world_size() if distributed is not False else 1
+        dls.train.bs = global_batch_size(model, dls, dev, amp_dtype(precision, dev), world)
     if freeze_bn_stats is None:
         freeze_bn_stats = not is_random_init(weights)
     config = {

@@ -146,13 +146,15 @@ if ddp.launched_by_torchrun():
         ql.vision_learner(data, arch="resnet10t", weights=None, size=16, bs=8, progress=False, sync_bn=True, device="cpu")
     except ql.errors.ConfigError as e:
         sync_bn_error = str(e)
-learn = ql.vision_learner(data, arch=arch, weights=None, size=32, bs=8, progress=False, seed=5,
+# mixup on: the partner of an image may sit in another rank's slice, and one process mixes the whole batch
+learn = ql.vision_learner(data, arch=arch, weights=None, size=32, bs=8, progress=False, seed=5, mixup=0.4,
                           head=ql.HeadConfig(batchnorm=False, dropout=0.0), path=run_dir, device="cpu")
 learn.fine_tune(1, 1e-2, freeze_epochs=1)   # frozen then unfrozen: the DDP wrapper is rebuilt between phases
+agreed = ddp.min_over_ranks(10 + 5 * ddp.rank())   # what bs="auto" does with each rank's own probe
 valid = learn.validate()
 if ddp.is_main():
     torch.save({"state": learn.model.state_dict(), "history": learn.history, "valid": valid,
-                "world": ddp.world_size(), "sync_bn_error": sync_bn_error, "steps": len(learn.dls.train), "n_valid": learn.dls.valid.n}, out)
+                "world": ddp.world_size(), "sync_bn_error": sync_bn_error, "agreed": agreed, "steps": len(learn.dls.train), "n_valid": learn.dls.valid.n}, out)
 ddp.barrier()
 ddp.cleanup()
 '''
@@ -194,6 +196,7 @@ def parity_runs(tmp_path_factory):
 def test_two_processes_train_exactly_like_one(parity_runs):
     one, two, _ = parity_runs
     assert one["world"] == 1 and two["world"] == 2
+    assert one["agreed"] == 10 and two["agreed"] == 10  # rank 1 probed 15: every rank takes the smallest
     assert one["steps"] == two["steps"] >= 2  # the same global batches: each rank steps through all of them
     for name, p1 in one["state"].items():
         p2 = two["state"][name]

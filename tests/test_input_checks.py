@@ -59,6 +59,8 @@ def test_resume_needs_a_checkpoint(tmp_path):
 
 def test_resume_refuses_a_different_schedule(tiny_folder, tmp_path):
     class Stop(ql.Callback):
+        order = 1000  # after the Checkpoint callback (order 100): a kill once the epoch's checkpoint is written
+
         def on_epoch_end(self, epoch, logs):
             raise KeyboardInterrupt
 

@@ -10,6 +10,7 @@ that does the right thing on a folder-per-class tree, a train/valid tree, or a C
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -46,6 +47,19 @@ class DataLoaders(LoaderPair):
     train_paths: list[Path] = field(default_factory=list)
     valid_paths: list[Path] = field(default_factory=list)
     target_stats: tuple[float, float] | None = None  # (mean, std) of a regression target, for standardization
+
+    def item_keys(self) -> tuple[list[bytes], list[bytes]]:
+        """Each image's path (relative to the folder all of them are under, so a moved copy is the same data)
+        and target."""
+        everything = [*self.train_paths, *self.valid_paths]
+        root = os.path.commonpath([str(p) for p in everything]) if everything else ""
+        if len(everything) == 1:
+            root = os.path.dirname(root)
+
+        def keys(paths: list[Path], targets: torch.Tensor) -> list[bytes]:
+            return [os.path.relpath(p, root).encode() + b"\0" + t.numpy().tobytes() for p, t in zip(paths, targets.cpu())]
+
+        return keys(self.train_paths, self.train.targets), keys(self.valid_paths, self.valid.targets)
 
     def decode_target(self, y: torch.Tensor) -> list[str] | list[float]:
         if self.kind == "regression":

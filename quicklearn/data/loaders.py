@@ -8,6 +8,7 @@ small backbone on a CPU; fastai repeats that work every epoch. Pre-sized uint8 i
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from .images import UnreadableImage, decode_image
 from .pipeline import ImagePipeline
 
 __all__ = ["DecodeDataset", "decode_all", "BatchLoader", "LoaderPair", "n_batches", "default_num_workers",
-           "shard_batches", "sharded_len"]
+           "shard_batches", "sharded_len", "tensor_keys"]
 
 log = logging.getLogger("quicklearn")
 
@@ -150,6 +151,11 @@ def shard_batches(batches: list[torch.Tensor], bs: int, rank: int, world: int,
     return [(block[k:k + bs], None, len(block[k:k + bs])) for k in range(0, len(block), bs)]
 
 
+def tensor_keys(rows: Sequence[torch.Tensor] | torch.Tensor, targets: torch.Tensor) -> list[bytes]:
+    """One key per item: its row of values (a table row, a text's token ids) and its target, as bytes."""
+    return [r.detach().cpu().numpy().tobytes() + b"\0" + t.detach().cpu().numpy().tobytes() for r, t in zip(rows, targets)]
+
+
 class LoaderPair:
     """What the Learner needs of any data (images, tables, texts), given `train`, `valid`, `kind` and `vocab`:
     the output width, the device, and moving both loaders to a device (and memory format, where it applies)."""
@@ -168,6 +174,19 @@ class LoaderPair:
             if channels_last is not None:
                 dl.channels_last = channels_last
         return self
+
+    def item_keys(self) -> tuple[list[bytes], list[bytes]]:
+        """Each training and validation item as bytes that change when the item or its target does (for
+        `fingerprint`); each kind of data says what identifies its items."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> dict[str, object]:
+        """What a checkpoint records of the data, so that --resume can refuse other data: digests of the items
+        (in any order), of the training and of the validation items (in order), and their counts."""
+        train, valid = ([hashlib.sha256(k).digest() for k in keys] for keys in self.item_keys())
+        digest = lambda parts: hashlib.sha256(b"".join(parts)).hexdigest()[:32]  # noqa: E731
+        return {"items": digest(sorted(train + valid)), "train": digest(train), "valid": digest(valid),
+                "n_train": len(train), "n_valid": len(valid)}
 
     def shard(self, rank: int, world: int):  # noqa: ANN201 (returns self)
         """Data-parallel sharding (quicklearn.distributed): training takes a slice of every global batch,

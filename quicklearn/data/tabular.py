@@ -35,7 +35,7 @@ import torch
 
 from ..errors import DataError
 from .labels import TargetKind, Vocab
-from .loaders import LoaderPair, n_batches, shard_batches, sharded_len
+from .loaders import LoaderPair, n_batches, shard_batches, sharded_len, tensor_keys
 from .sources import read_table
 
 __all__ = [
@@ -426,4 +426,8 @@ class TabularDataLoaders(LoaderPair):
     roles: ColumnRoles
     y: str
     target_stats: tuple[float, float] | None = None
+
+    def item_keys(self) -> tuple[list[bytes], list[bytes]]:
+        """Each row's processed values and target."""
+        return tensor_keys(self.train.x, self.train.targets), tensor_keys(self.valid.x, self.valid.targets)
 

@@ -4,6 +4,13 @@
 
 Validation during training sees the averaged weights, and at the end of each fit the model keeps them, so
 `export` writes them. Buffers (BatchNorm statistics) are not averaged: the live ones are used, as timm does.
+It runs before every other callback (order -20): they all see the averaged weights from on_test_begin on, and
+SaveBest keeps (and at fit end restores) the best of the averaged weights, which is what export then writes.
+
+Not timm's `ModelEmaV3`, on purpose: that keeps a second copy of the module and warms up with
+1 - (1 + step / gamma) ** -power, while this swaps the average into the model being trained (so DDP and
+torch.compile wrappers see it unchanged), uses TensorFlow's (1 + n) / (10 + n) warm-up that
+tests/test_training_options.py pins in closed form, and lives in the Learner's checkpoint as a callback state.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ class EMA(Callback):
     The average carries over from one fit to the next (fine_tune's frozen and unfrozen phases) and is saved in
     the Learner's checkpoint, so a resumed run continues it. Frozen parameters do not move, nor does their average.
     """
+
+    order = -20  # first in every hook: see the module docstring and train/callbacks.py
 
     def __init__(self, decay: float = 0.998, warmup: bool = True):
         if not 0.0 < float(decay) < 1.0:

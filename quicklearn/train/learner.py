@@ -26,14 +26,14 @@ from ..errors import ConfigError, TrainingError
 from ..faults import kill_point
 from ..fileio import atomic_path
 from ..runtime import tune_cpu_allocator
-from .callbacks import Callback, Checkpoint, HistoryLogger, ProgressCallback
+from .callbacks import Callback, CallbackList, Checkpoint, HistoryLogger, ProgressCallback
 from .metrics import GREATER_IS_BETTER, KIND_METRICS, default_metrics, get_metric
 from .mix import BatchMixer
 from .optim import group_lrs, make_optimizer
 from .recorder import LRRecorder
 from .schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
 
-__all__ = ["Learner", "LRFindResult", "resolve_device"]
+__all__ = ["Learner", "LRFindResult", "resolve_device", "amp_dtype"]
 
 log = logging.getLogger("quicklearn")
 
@@ -56,6 +56,18 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device={device!r} but no CUDA GPU is available here. Use --device cpu (or auto).")
     return dev
+
+
+def amp_dtype(precision: "Precision", device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a precision setting on a device (None = full fp32): 'auto' is bf16 on GPUs that
+    have it, else fp16, and fp32 off the GPU."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if precision == "fp16":
+        return torch.float16
+    if precision == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 @dataclass
@@ -136,7 +148,7 @@ class Learner:
         self.forward = torch.compile(self.model) if compile else self.model  # evaluation (and training in one process)
         self.train_forward = self.forward  # training: the DistributedDataParallel wrapper when distributed (_wrap)
         self._ddp: nn.parallel.DistributedDataParallel | None = None
-        self.amp_dtype = self._amp_dtype(precision)
+        self.amp_dtype = amp_dtype(precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.metric_names = list(metrics) if metrics is not None else default_metrics(self.kind)
         self.metric_fns = {m: get_metric(m) for m in self.metric_names}
@@ -158,10 +170,11 @@ class Learner:
         self.path = Path(path) if path else None
         self.config = dict(config or {})
         self.recorder = LRRecorder()  # every step's learning rate, for the training-curves plot
-        self.cbs: list[Callback] = [ProgressCallback(progress if ddp.is_main() else False), self.recorder]
+        self.cbs = CallbackList([ProgressCallback(progress if ddp.is_main() else False), self.recorder])
         if self.path:
-            self.cbs += [HistoryLogger(self.path), Checkpoint()]
-        self.cbs += list(cbs)
+            self.cbs.extend([HistoryLogger(self.path), Checkpoint()])
+        self.cbs.extend(cbs)
+        self._fingerprint: dict[str, Any] | None = None  # of the data, once: a checkpoint records it
         self.opt: torch.optim.Optimizer | None = None
         self.history: list[dict[str, Any]] = []
         self.stage = 0  # counts fit calls: fine_tune's frozen phase is stage 0, its unfrozen phase stage 1
@@ -199,15 +212,6 @@ class Learner:
         self._ddp = nn.parallel.DistributedDataParallel(
             self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.train_forward = torch.compile(self._ddp) if self.compile else self._ddp
-
-    def _amp_dtype(self, precision: Precision) -> torch.dtype | None:
-        if precision == "fp32" or (precision == "auto" and self.device.type != "cuda"):
-            return None
-        if precision == "fp16":
-            return torch.float16
-        if precision == "bf16":
-            return torch.bfloat16
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
     def _default_loss(self, label_smoothing: float, class_weights: Sequence[float] | None) -> Callable:
         weight = torch.tensor(class_weights, dtype=torch.float32, device=self.device) if class_weights else None
@@ -335,6 +339,8 @@ class Learner:
             if self._resume_ckpt is None:
                 self._resume_ckpt = self.load_checkpoint()
             ck = self._resume_ckpt
+            if ck is not None:
+                self._check_same_data(ck)
             if ck is not None and ck["stage"] == stage and ck["epochs"] != epochs:
                 raise ConfigError(
                     f"{self.path / CHECKPOINT}: this run was interrupted in a phase of {ck['epochs']} epochs, not {epochs}. "
@@ -343,7 +349,7 @@ class Learner:
             if ck is not None and ck["stage"] > stage:
                 return self.history  # this phase finished before the interruption; a later one resumes
             if ck is not None:
-                self._restore(ck)
+                self._restore(ck, same_stage=ck["stage"] == stage)
                 start = ck["epoch"] + 1 if ck["stage"] == stage else 0
             self._resume_done, self._resume_ckpt = True, None
         self._wrap()
@@ -351,9 +357,8 @@ class Learner:
         self.stop_training = False
         self.lr_scale = 1.0
         logs = {"epochs": epochs, "start_epoch": start, "phase": phase, "stage": stage}
-        for cb in self.cbs:
-            cb.set_learner(self)
-            cb.on_fit_begin(logs)
+        self.cbs.set_learner(self)
+        self.cbs.on_fit_begin(logs)
         self._epochs, self._stage_now = epochs, stage
         try:
             for epoch in range(start, epochs):
@@ -361,14 +366,12 @@ class Learner:
                     break
                 self._run_epoch(epoch, epochs, stage, lrs, lr_sched, mom_sched, phase)
         finally:
-            for cb in self.cbs:
-                cb.on_fit_end(logs)
+            self.cbs.on_fit_end(logs)
         return self.history
 
     def _run_epoch(self, epoch: int, epochs: int, stage: int, lrs: list[float], lr_sched: Schedule,
                    mom_sched: Schedule | None, phase: str) -> None:
-        for cb in self.cbs:
-            cb.on_epoch_begin(epoch, {})
+        self.cbs.on_epoch_begin(epoch, {})
         t0 = time.perf_counter()
         dl = self.dls.train
         dl.set_epoch(stage * 1000 + epoch)
@@ -382,11 +385,10 @@ class Learner:
         i, out_of_memory = 0, False
         try:
             for i, (x, y) in enumerate(dl):
-                for cb in self.cbs:
-                    cb.on_batch_begin(i, {})
+                self.cbs.on_batch_begin(i, {})
                 self._set_hparams(lrs, lr_sched, mom_sched, (epoch + i / n) / epochs)
                 if self.mixer is not None:
-                    x, y = self.mixer(x, y, mix_rng)  # training batches only: validate() never mixes
+                    x, y = self._mix(x, y, mix_rng)  # training batches only: validate() never mixes
                 kill_point("batch")  # test hook (quicklearn/faults.py)
                 loss = self._step(x, y, i, n)
                 if not math.isfinite(loss):
@@ -394,8 +396,7 @@ class Learner:
                 total_loss += loss * len(x)
                 count += len(x)
                 smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
-                for cb in self.cbs:
-                    cb.on_batch_end(i, {"loss": loss, "smooth_loss": smooth})
+                self.cbs.on_batch_end(i, {"loss": loss, "smooth_loss": smooth})
         except torch.cuda.OutOfMemoryError:
             out_of_memory = True  # raised below, once this exception and the batch's tensors it holds are gone
         if out_of_memory:
@@ -404,13 +405,11 @@ class Learner:
             total_loss, count = ddp.all_gather_cat(torch.tensor([[total_loss, count]], dtype=torch.float64)).sum(0).tolist()
             ddp.broadcast_buffers(self.model)  # one model: rank 0's BatchNorm statistics everywhere (validated = exported)
         train_loss = total_loss / max(count, 1)
-        for cb in self.cbs:
-            cb.on_test_begin({})
+        self.cbs.on_test_begin({})
         try:
             metrics = self.validate()
         finally:
-            for cb in self.cbs:
-                cb.on_test_end({})
+            self.cbs.on_test_end({})
         logs: dict[str, Any] = {"stage": stage, "phase": phase, "epoch": epoch, "train_loss": train_loss,
                                 "valid_loss": metrics.pop("loss")}
         logs.update(metrics)
@@ -422,20 +421,35 @@ class Learner:
         logs["lr"] = lrs[-1] * lr_sched(1.0 if epoch == epochs - 1 else (epoch + 1) / epochs) * self.lr_scale
         logs["time_s"] = round(time.perf_counter() - t0, 2)
         self.history.append(logs)
-        for cb in self.cbs:
-            cb.on_epoch_end(epoch, logs)
+        self.cbs.on_epoch_end(epoch, logs)
+
+    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixup/CutMix of a training batch. Data-parallel, a rank holds one slice of the global batch and an
+        image's partner may sit in another rank's slice: gather the global batch, mix it with the same random
+        numbers on every rank (as one process would), and keep this rank's slice."""
+        if not self.distributed:
+            return self.mixer(x, y, rng)  # type: ignore[misc]
+        n = self.dls.train.bs  # training batches are full (drop_last): the global batch holds bs items
+        rows, _ = ddp.batch_slice(n, ddp.rank(), ddp.world_size())
+        gx, gy = ddp.all_gather_cat(x)[:n], ddp.all_gather_cat(y)[:n]  # rank order = the global batch's order
+        mx, my = self.mixer(gx, gy, rng)  # type: ignore[misc]
+        mx = mx[rows]
+        return (mx.contiguous(memory_format=torch.channels_last) if self.channels_last else mx), my[rows]
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, i: int, n: int) -> float:
         if self.distributed and self._ddp is None:
             self._wrap()  # lr_find before any fit
         update = (i + 1) % self.grad_accum == 0 or i + 1 == n
+        # the batches of this accumulation group: grad_accum, or fewer in the epoch's last group, whose step
+        # must be the mean over its own batches (training batches are full, so that is the mean over its items)
+        group = min(self.grad_accum, n - (i // self.grad_accum) * self.grad_accum)
         # DDP: accumulation steps skip the gradient all-reduce (no_sync); the update step reduces the sum
         sync = self._ddp.no_sync() if self._ddp is not None and not update else contextlib.nullcontext()
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
                 out = self.train_forward(x)
                 loss = self.loss_func(out.float(), self._scale_y(y))
-            self.scaler.scale(loss / self.grad_accum).backward()
+            self.scaler.scale(loss / group).backward()
         if update:
             if self.grad_clip:
                 self.scaler.unscale_(self.opt)
@@ -536,7 +550,7 @@ class Learner:
             "model": self.model.state_dict(), "opt": self.opt.state_dict() if self.opt else {},  # type: ignore[union-attr]
             "stage": self._stage_now, "epoch": epoch, "epochs": self._epochs, "frozen_to": self.frozen_to,
             "history": json.dumps(self.history), "torch_rng": torch.get_rng_state(), "scaler": self.scaler.state_dict(),
-            "callbacks": self._callback_states(),
+            "callbacks": self._callback_states(), "data": self.data_fingerprint(),
         }
         target = self.path / CHECKPOINT
         if ddp.is_main():  # every rank holds the same weights; one writes, the others wait until it is there
@@ -545,20 +559,28 @@ class Learner:
         ddp.barrier()
         return target
 
-    def _keyed_callbacks(self) -> dict[str, Callback]:
-        """Callbacks by class name (with #2, #3 for repeats): how their checkpoint state is found again."""
-        keyed: dict[str, Callback] = {}
-        for cb in self.cbs:
-            name = type(cb).__name__
-            key, k = name, 1
-            while key in keyed:
-                k += 1
-                key = f"{name}#{k}"
-            keyed[key] = cb
-        return keyed
-
     def _callback_states(self) -> dict[str, dict]:
-        return {key: state for key, cb in self._keyed_callbacks().items() if (state := cb.state_dict())}
+        return {key: state for key, cb in self.cbs.keyed().items() if (state := cb.state_dict())}
+
+    def data_fingerprint(self) -> dict[str, Any] | None:
+        """What the checkpoint records of the data (see `LoaderPair.fingerprint`), computed once; None for data
+        that cannot say."""
+        if self._fingerprint is None and hasattr(self.dls, "fingerprint"):
+            self._fingerprint = self.dls.fingerprint()
+        return self._fingerprint
+
+    def _check_same_data(self, ck: dict) -> None:
+        """Refuse to resume on other data than the checkpoint's: the run would silently mix two data sets."""
+        then, now = ck.get("data"), self.data_fingerprint()
+        if not then or not now or then == now:
+            return
+        counts = lambda fp: f"{fp['n_train']} training items and {fp['n_valid']} validation items"  # noqa: E731
+        if then["items"] != now["items"]:
+            what = f"the items differ ({counts(then)} then, {counts(now)} now)"
+        else:
+            what = f"the same items in another train/validation split ({counts(then)} then, {counts(now)} now)"
+        raise ConfigError(f"--resume: the data changed since the checkpoint in {self.path / CHECKPOINT}: {what}. "
+                          "Resume with the data and split the run started on, or start again with --overwrite.")
 
     def load_checkpoint(self) -> dict | None:
         """The checkpoint in `path`, read without unpickling code (weights_only), or None."""
@@ -572,10 +594,14 @@ class Learner:
             raise TrainingError(f"{self.path / CHECKPOINT}: not a quicklearn checkpoint; delete it and start again (--overwrite).")
         return ck
 
-    def _restore(self, ck: dict) -> None:
+    def _restore(self, ck: dict, same_stage: bool) -> None:
         import json
 
         self.model.load_state_dict(ck["model"])
+        if same_stage and ck.get("frozen_to") is not None:
+            self.freeze_to(int(ck["frozen_to"]))  # the phase's freezing, as the interrupted run had it
+        if ck.get("torch_rng") is not None:
+            torch.set_rng_state(ck["torch_rng"].cpu())
         self.opt = None
         self._make_opt()
         if ck["opt"]:
@@ -584,7 +610,7 @@ class Learner:
             self.scaler.load_state_dict(ck["scaler"])
         self.history = json.loads(ck["history"])
         states = ck.get("callbacks") or {}
-        for key, cb in self._keyed_callbacks().items():
+        for key, cb in self.cbs.keyed().items():
             if key in states:
                 cb.load_state_dict(states[key])
         log.info("resumed from %s (stage %d, epoch %d)", self.path / CHECKPOINT, ck["stage"], ck["epoch"] + 1)

@@ -34,8 +34,11 @@ class ReduceLROnPlateau(_Monitor):
             raise ConfigError(f"ReduceLROnPlateau min_scale={min_scale!r}: must lie in [0, 1].")
         self.factor, self.patience, self.min_scale = factor, int(patience), min_scale
 
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # rebuilt from the history instead (on_fit_begin), which the checkpoint already holds
+
     def on_fit_begin(self, logs: dict[str, Any]) -> None:
-        self._setup()
+        self._setup(logs)
         self.wait = 0
         # A resumed fit replays its finished epochs from the history, so it continues with the same scale.
         stage = logs.get("stage")
