@@ -74,7 +74,7 @@ def tabular_dataloaders(
     bs: int | str = "auto",
     device: torch.device | str = "cpu",
 ) -> TabularDataLoaders:
-    """Read, infer roles, split, fit the pre-processing on the training rows, and tensorize the whole table."""
+    """Read, split, infer the column roles and fit the pre-processing on the training rows, tensorize the table."""
     if bs != "auto" and (not isinstance(bs, int) or bs < 1):
         raise DataError(f"bs={bs!r}: the batch size must be a whole number of at least 1, or 'auto'.")
     if not isinstance(y, str) or not y:
@@ -85,13 +85,6 @@ def tabular_dataloaders(
     if len(frame) < 2:
         raise DataError(f"{where}: needs at least 2 rows with a target {y!r}, found {len(frame)}.")
     split = resolve_tabular_splitter(splitter, frame, kind, valid_pct, seed, where)
-    roles = infer_roles(frame, y, cat_names=cat_names, cont_names=cont_names, drop=drop, date_parts=date_parts,
-                        where=where)
-    split_col = split.column if isinstance(split, ColumnSplitter) else None
-    for names in (roles.cat_names, roles.cont_names):
-        if split_col in names:  # a column that says which rows validate must not be a feature
-            names.remove(split_col)
-            roles.dropped[split_col] = "the validation-split column"
 
     # targets
     if kind == "regression":
@@ -120,6 +113,14 @@ def tabular_dataloaders(
     train_idx, valid_idx = split(source, targets)
     check_split(train_idx, valid_idx, targets, where)
     train_frame = frame.iloc[train_idx]
+    # roles from the training rows only, like the pre-processing: validation rows must not decide what a column is
+    roles = infer_roles(train_frame, y, cat_names=cat_names, cont_names=cont_names, drop=drop, date_parts=date_parts,
+                        where=where)
+    split_col = split.column if isinstance(split, ColumnSplitter) else None
+    for names in (roles.cat_names, roles.cont_names):
+        if split_col in names:  # a column that says which rows validate must not be a feature
+            names.remove(split_col)
+            roles.dropped[split_col] = "the validation-split column"
     processor = TabularProcessor.fit(train_frame, roles)
     x = processor.transform(frame, where)
     tv = target_t[train_idx]

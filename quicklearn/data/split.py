@@ -178,19 +178,27 @@ def check_split(train: list[int], valid: list[int], targets: Targets, where: obj
         raise DataError(
             f"{where}: the validation set is empty. Add a valid/ folder, mark rows in an is_valid column, or set valid_pct (e.g. 0.2)."
         )
-    if targets.kind != "single":
+    if targets.kind == "regression":
         return
     classes = targets.vocab.classes  # type: ignore[union-attr]
-    in_train = set(targets.values[train].tolist())
+    what = "class" if targets.kind == "single" else "label"
+    in_train, in_valid = _present(targets, train), _present(targets, valid)
     absent = [classes[c] for c in range(len(classes)) if c not in in_train]
-    if absent:
+    if absent:  # its output would never train, yet validation would score it (the vocab covers every item)
         raise DataError(
-            f"{where}: class {absent[0]!r} has no training items{' (and ' + str(len(absent) - 1) + ' more)' if len(absent) > 1 else ''}. "
-            "Add images of it to the training set or remove that class."
+            f"{where}: {what} {absent[0]!r} has no training items{' (and ' + str(len(absent) - 1) + ' more)' if len(absent) > 1 else ''}. "
+            f"Add items of it to the training set or remove that {what}."
         )
     if not warn:
         return
-    in_valid = set(targets.values[valid].tolist())
     missing = [classes[c] for c in range(len(classes)) if c not in in_valid]
     if missing:
-        log.warning("%s: class %r has no validation items; its accuracy will not be measured.", where, missing[0])
+        log.warning("%s: %s %r has no validation items; its accuracy will not be measured.", where, what, missing[0])
+
+
+def _present(targets: Targets, idx: list[int]) -> set[int]:
+    """The class indices that occur among the items `idx`: their class (single-label), or any label they carry."""
+    values = targets.values[idx]
+    if targets.kind == "multi":
+        return set((values > 0.5).any(0).nonzero().flatten().tolist())
+    return set(values.tolist())
