@@ -42,11 +42,12 @@ def test_loader_pads_with_the_pad_id_and_buckets_by_length():
     dl = TextLoader(ids, torch.arange(8), pad_id=0, bs=2, shuffle=True, seed=3)
     batches = dl.batches()
     assert sorted(int(i) for b in batches for i in b) == list(range(8))  # every text once
-    x = dl.collate(batches[0])
-    assert x.dtype == torch.int64 and x.shape[1] == max(len(ids[int(i)]) for i in batches[0])
-    for row, i in zip(x, batches[0]):
+    x = dl.collate(batches[0])  # (B, 2, L): ids, then the attention mask from each text's length
+    assert x.dtype == torch.int64 and x.shape[1:] == (2, max(len(ids[int(i)]) for i in batches[0]))
+    for (row, mask), i in zip(x, batches[0]):
         n = len(ids[int(i)])
         assert torch.equal(row[:n], ids[int(i)].long()) and (row[n:] == 0).all()
+        assert (mask[:n] == 1).all() and (mask[n:] == 0).all()
     # bucketing: within the one pool, batches hold neighbours in length order
     spans = [dl.lengths[b].max() - dl.lengths[b].min() for b in batches]
     plain = TextLoader(ids, torch.arange(8), pad_id=0, bs=2, shuffle=True, bucket=False, seed=3)

