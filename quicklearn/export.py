@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from PIL import ImageOps
 from safetensors.torch import save_file
 
 from ._version import __version__
-from .data.images import UnreadableImage, decode_image, to_mode
+from .data.images import UnreadableImage, decode_image, upright
 from .data.pipeline import ImagePipeline
 from .errors import ConfigError, DataError, QuicklearnError
 from .faults import kill_point
@@ -188,8 +187,7 @@ class Predictor:
             except UnreadableImage as e:
                 raise DataError(f"{e}. Check that the file is a readable image.") from None
         if isinstance(item, Image.Image):  # as decode_image does: EXIF rotation, alpha on white, 16-bit scaled
-            im = to_mode(ImageOps.exif_transpose(item), "RGB" if channels == 3 else "L")
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.asarray(upright(item, channels), dtype=np.uint8)
             return self.pipeline.item(torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1))
         t = torch.tensor(item) if isinstance(item, np.ndarray) else item  # a copy: arrays from PIL are read-only
         if not isinstance(t, torch.Tensor):

@@ -39,7 +39,7 @@ __all__ = ["DecodedImages", "cached_images", "image_cache_dir", "default_ram_lim
 
 log = logging.getLogger("quicklearn")
 
-_FORMAT = 1  # bump when decoding or pre-sizing changes what the pixels are
+_FORMAT = 2  # bump when decoding or pre-sizing changes what the pixels are (2: EXIF orientation for every format)
 _OFF = {"0", "false", "no", "off"}
 
 

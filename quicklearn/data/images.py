@@ -1,7 +1,7 @@
 """Finding and decoding image files: by extension *and* by content, fast path first.
 
-JPEGs decode with torchvision.io (libjpeg-turbo, EXIF orientation applied); everything else
-(GIF, palette/16-bit PNG, CMYK, WebP, TIFF) goes through Pillow, converted to RGB or L.
+JPEGs decode with torchvision.io (libjpeg-turbo); everything else (GIF, palette/16-bit PNG, CMYK, WebP, TIFF)
+goes through Pillow, converted to RGB or L. Both apply the EXIF orientation (`upright`), whatever the format.
 The result is always a uint8 tensor (C, H, W): pixels stay uint8 until the batch is on its device.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 
-__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "image_problem", "decode_image", "to_mode", "UnreadableImage"]
+__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "image_problem", "decode_image", "upright", "to_mode", "UnreadableImage"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -117,13 +117,24 @@ def _decode_pil(path: Path, channels: int) -> torch.Tensor:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 im.load()
-                im = to_mode(im, "RGB" if channels == 3 else "L")
+                im = upright(im, channels)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise UnreadableImage(f"{path}: {e}") from e
     arr = np.asarray(im, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def upright(im: Image.Image, channels: int = 3) -> Image.Image:
+    """The one rule for every image quicklearn sees (training, validation, predict, a PIL image given to predict):
+    turn it as its EXIF orientation says, as phones expect, then convert it to RGB (channels=3) or L. JPEG files
+    get the same turn from torchvision's decoder (apply_exif_orientation)."""
+    try:
+        im = ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError, KeyError, TypeError):
+        pass  # unreadable EXIF: show the pixels as stored
+    return to_mode(im, "RGB" if channels == 3 else "L")
 
 
 def to_mode(im: Image.Image, mode: str) -> Image.Image:
