@@ -286,10 +286,12 @@ class Normalize:
             hint = (f" Did you mean {', '.join(repr(c) for c in close)}?" if close
                     else " See timm.list_models() for the names timm knows.")
             raise ConfigError(f"Unknown architecture {arch!r}: timm has no model by that name.{hint}")
+        from timm.data import resolve_data_config
+
         cfg = timm.get_pretrained_cfg(arch)
-        mean = tuple(cfg.mean) if cfg is not None and cfg.mean else IMAGENET_MEAN
-        std = tuple(cfg.std) if cfg is not None and cfg.std else IMAGENET_STD
-        return cls(_fit_channels(mean, in_chans), _fit_channels(std, in_chans))
+        # timm's own resolution of the data config (its defaults, ImageNet's, where the arch's cfg has none)
+        data = resolve_data_config(pretrained_cfg=cfg.to_dict() if cfg is not None else {"mean": IMAGENET_MEAN})
+        return cls(_fit_channels(tuple(data["mean"]), in_chans), _fit_channels(tuple(data["std"]), in_chans))
 
     def to_dict(self) -> dict:
         return {"mean": list(self.mean), "std": list(self.std)}

@@ -25,10 +25,17 @@ DEFAULT_ARCH = "tf_efficientnet_lite0"
 
 
 def check_arch(arch: str) -> None:
-    """Raise ConfigError with the closest names when timm does not know `arch`."""
+    """Raise ConfigError with the closest names when timm does not know `arch`, and with the tags that exist when
+    `arch` is a known architecture with a pretrained tag timm does not have (`resnet18.bogus`)."""
     import timm
 
     if timm.is_model(arch):
+        base, _, tag = arch.partition(".")
+        if tag and not timm.list_pretrained(arch):  # is_model() ignores the tag; create_model() would not
+            tags = [name.partition(".")[2] for name in timm.list_pretrained(f"{base}.*")]
+            known = f"its tags are {', '.join(tags)}" if tags else "it has no pretrained tags"
+            raise ConfigError(f"architecture {arch!r}: timm's {base} has no pretrained tag {tag!r}; {known}. "
+                              f"Use one of them, or {base!r} alone for its default weights.")
         return
     close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.6)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else " See `timm.list_models()` for names."
@@ -56,6 +63,12 @@ def create_body(arch: str = DEFAULT_ARCH, *, weights: str | Path | None = "image
 
 
 def _load_into(body: nn.Module, arch: str, state: dict[str, torch.Tensor], in_chans: int) -> None:
+    """Load a timm-layout state dict into the body: classifier dropped, stem adapted with timm's adapt_input_conv.
+
+    Not timm's create_model(pretrained_cfg_overlay=dict(file=...)), on purpose: weights.resolve_pretrained hands
+    a state dict from one of four sources, and a foreign .pth given as weights= is mapped onto timm's names in
+    memory (there is no timm-layout file to point timm at); timm's loader would also end a mismatch with its
+    multi-line strict-load error instead of the one line below that names the fix."""
     from timm.models import adapt_input_conv
 
     cfg = pretrained_cfg(arch)

@@ -27,18 +27,24 @@ class HeadConfig:
 
 
 class Pool(nn.Module):
-    """Global pooling of a feature map (B,C,H,W) or token sequence (B,N,C) to (B,C) or (B,2C) for avgmax."""
+    """Global pooling of a feature map (B,C,H,W) or token sequence (B,N,C) to (B,C) or (B,2C) for avgmax
+    ([average, max], fastai's concat pooling). Feature maps go through timm's SelectAdaptivePool2d; token
+    sequences (a ViT body with global_pool="") pool over the tokens here, which timm's 2-D pooling cannot."""
 
     def __init__(self, kind: str):
         super().__init__()
+        from timm.layers import SelectAdaptivePool2d
+
         self.kind = kind
+        self.pool2d = SelectAdaptivePool2d(pool_type="catavgmax" if kind == "avgmax" else "avg", flatten=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dims = (2, 3) if x.ndim == 4 else (1,)
-        avg = x.mean(dim=dims)
+        if x.ndim == 4:
+            return self.pool2d(x)
+        avg = x.mean(dim=1)
         if self.kind == "avg":
             return avg
-        return torch.cat([avg, x.amax(dim=dims)], dim=1)
+        return torch.cat([avg, x.amax(dim=1)], dim=1)
 
 
 class Head(nn.Module):
