@@ -177,9 +177,10 @@ def test_normalize_round_trips_and_inverts() -> None:
 # ---- preview (only on request) ----------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not os.environ.get("QL_AUG_PREVIEW"), reason="set QL_AUG_PREVIEW=1 to write /tmp/aug_preview.png")
-def test_write_preview_png() -> None:
-    """Eyeballing aid, not asserted: 8 default augmentations of a real photo at 224 px from a 256 px presize."""
+def test_default_augmentation_of_a_real_photo_gives_distinct_plausible_views(tmp_path) -> None:
+    """8 default augmentations of a real photo at 224 px from a 256 px presize: each a different view, none of them
+    the plain resize, pixels in range, colours close to the photo's (lighting is bounded), and they still look like
+    the photo (correlated with it far above chance). QL_AUG_PREVIEW=1 also writes /tmp/aug_preview.png to look at."""
     data = pytest.importorskip("skimage.data")
     import matplotlib
 
@@ -190,6 +191,21 @@ def test_write_preview_png() -> None:
     photo = torch.from_numpy(data.chelsea()).permute(2, 0, 1)[None]  # (1, 3, 300, 451) uint8
     img = (resize_batch(photo, 256)[0] * 255).round().to(torch.uint8)  # the pre-sized cache entry
     batch = img[None].expand(8, -1, -1, -1)
-    out = augment_batch(batch, 224, AugmentConfig(), gen(0))
-    grid = make_grid(torch.cat([resize_batch(img[None], 224), out]), nrow=3, padding=4, pad_value=1.0)
-    plt.imsave("/tmp/aug_preview.png", grid.permute(1, 2, 0).numpy())
+    cfg = AugmentConfig()
+    out = augment_batch(batch, 224, cfg, gen(0))
+    plain = resize_batch(img[None], 224)
+    assert out.shape == (8, 3, 224, 224) and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    flat = out.flatten(1)
+    assert all(float((flat[i] - plain.flatten()).abs().mean()) > 0.01 for i in range(8))  # never the plain view
+    assert all(float((flat[i] - flat[j]).abs().mean()) > 0.01 for i in range(8) for j in range(i + 1, 8))
+    means = out.mean((2, 3))
+    assert float((means - plain.mean((2, 3))).abs().max()) < cfg.max_lighting  # brightness moves, within bounds
+    # a view is the photo seen differently: at a coarse scale (8x8 cells) it still correlates with the photo
+    # (random crops and turns move things, so not perfectly), where a noise image would not
+    coarse = torch.nn.functional.avg_pool2d(torch.cat([plain, out, torch.rand_like(plain)]), 28).flatten(1)
+    corr = torch.corrcoef(coarse)[0]
+    assert bool((corr[1:9] > 0.4).all()) and abs(float(corr[9])) < 0.3, corr
+    grid = make_grid(torch.cat([plain, out]), nrow=3, padding=4, pad_value=1.0)
+    target = "/tmp/aug_preview.png" if os.environ.get("QL_AUG_PREVIEW") else tmp_path / "aug_preview.png"
+    plt.imsave(target, grid.permute(1, 2, 0).numpy())
+    assert os.path.getsize(target) > 10_000

@@ -6,9 +6,16 @@ import sys
 import quicklearn as ql
 
 
-def test_every_public_name_resolves():
+def test_every_public_name_resolves_to_the_object_its_module_defines():
+    import importlib
+
+    for name, module in ql._EXPORTS.items():
+        value = getattr(ql, name)
+        assert value is getattr(importlib.import_module(module), name), name  # the lazy import gives the real one
+        if callable(value) and hasattr(value, "__module__"):
+            assert value.__module__.startswith("quicklearn"), (name, value.__module__)  # ours, not a re-export
     for name in ql.__all__:
-        assert getattr(ql, name) is not None, name
+        assert name in ql._EXPORTS or name in vars(ql), name  # every advertised name is there
 
 
 def test_public_surface_is_stable():
