@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 python3 -m venv benchmarks/.venv
 benchmarks/.venv/bin/pip install -q --upgrade pip
 benchmarks/.venv/bin/pip install -q -e '.[test]' 'fastai==2.8.12' psutil 'keras==3.15.1' 'grain==0.2.18'
-benchmarks/.venv/bin/python -c "import fastai, quicklearn, psutil, keras, grain; print('benchmark env ready: fastai', fastai.__version__, '/ keras', keras.__version__)"
+KERAS_BACKEND=torch benchmarks/.venv/bin/python -c "import fastai, quicklearn, psutil, keras, grain; print('benchmark env ready: fastai', fastai.__version__, '/ keras', keras.__version__)"
