@@ -1,4 +1,4 @@
-"""The glibc allocator setting (quicklearn.runtime.tune_cpu_allocator) on and off, side by side (issue 6).
+"""The glibc allocator setting (quicklearn.core.runtime.tune_cpu_allocator) on and off, side by side (issue 6).
 
 Each mode runs in a fresh subprocess, alternating: tf_efficientnet_lite0, channels_last, bs 32 at 224 px,
 6 training steps (body BatchNorm in eval, as fine-tuning does) + 3 validation batches of 64. Prints wall, user
@@ -21,8 +21,8 @@ import time
 def worker() -> None:
     import torch
 
-    from quicklearn.models.model import build_model
-    from quicklearn.runtime import tune_cpu_allocator
+    from quicklearn.tasks.vision.model import build_model
+    from quicklearn.core.runtime import tune_cpu_allocator
 
     applied = tune_cpu_allocator()
     torch.manual_seed(0)

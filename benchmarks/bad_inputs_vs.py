@@ -342,7 +342,7 @@ def run_quicklearn(spec: dict, work: Path) -> dict:
         if m:
             facts["n_items"] = int(m.group(1)) + int(m.group(2))
         if rc == 0 and spec.get("refs"):
-            from quicklearn.data.images import decode_image
+            from quicklearn.tasks.vision.images import decode_image
 
             p = next(Path(spec["data"]).rglob(spec["bad"]))
             facts["pixel_diff"] = _pixel_diff(decode_image(p).permute(1, 2, 0).numpy(), spec["refs"])

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from quicklearn.launch import torchrun_command
+from quicklearn.core.launch import torchrun_command
 
 
 def run(n: int, data: Path, args: argparse.Namespace, out: Path) -> dict:

@@ -82,10 +82,10 @@ def make_dataset(src: Path, n: int, dest: Path, seed: int = 0) -> Path:
 def pipeline_worker(folder: Path) -> dict:
     import torch
 
-    from quicklearn.data.augment import AugmentConfig, Normalize
-    from quicklearn.data.cache import cached_images
-    from quicklearn.data.loaders import BatchLoader
-    from quicklearn.data.pipeline import ImagePipeline, default_presize
+    from quicklearn.tasks.vision.augment import AugmentConfig, Normalize
+    from quicklearn.tasks.vision.cache import cached_images
+    from quicklearn.tasks.vision.loaders import BatchLoader
+    from quicklearn.tasks.vision.pipeline import ImagePipeline, default_presize
 
     mem = MemorySampler()
     paths = sorted(p for p in folder.rglob("*") if p.is_file())

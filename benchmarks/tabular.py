@@ -44,7 +44,7 @@ TASKS = [  # (name, csv, target, kind)
 
 def features(frame: pd.DataFrame, y: str) -> tuple[pd.DataFrame, list[str], list[str]]:
     """quicklearn's inferred roles, as plain columns every tool can take (adds <col>_na for na-only columns)."""
-    from quicklearn.data.tabular import infer_roles
+    from quicklearn.tasks.tabular.data import infer_roles
 
     roles = infer_roles(frame, y)
     out = frame[[*roles.cat_names, *roles.cont_names, y]].copy()
@@ -69,12 +69,12 @@ def score(kind: str, pred: np.ndarray, true: np.ndarray) -> float:
 
 def run_quicklearn(frame: pd.DataFrame, y: str, kind: str, cats: list[str], conts: list[str], valid: list[int], seed: int) -> float:
     import quicklearn as ql
-    from quicklearn.config import parse_recipe
-    from quicklearn.run import fit_kwargs
+    from quicklearn.config.schema import parse_recipe
+    from quicklearn.tasks.registry import get_task
 
     learn = ql.tabular_learner(frame, y=y, kind=kind, cat_names=cats, cont_names=conts, splitter=ql.IndexSplitter(valid),
                                seed=seed, progress=False)
-    learn.fine_tune(**fit_kwargs(parse_recipe({"task": "tabular"}), learn))
+    learn.fine_tune(**get_task("tabular").fit_kwargs(parse_recipe({"task": "tabular"}), learn))
     m = learn.validate()
     return m["accuracy"] if kind == "single" else m["rmse"]
 

@@ -26,12 +26,12 @@ DEFAULT = HERE.parents[1] / "shared" / "data" / "imdb-sample" / "texts.csv"
 
 def run_quicklearn(csv: Path) -> tuple[float, float]:
     import quicklearn as ql
-    from quicklearn.config import parse_recipe
-    from quicklearn.run import fit_kwargs
+    from quicklearn.config.schema import parse_recipe
+    from quicklearn.tasks.registry import get_task
 
     t0 = time.perf_counter()
     learn = ql.text_learner(csv, y="label", progress=False)
-    learn.fine_tune(**fit_kwargs(parse_recipe({"task": "text"}), learn))
+    learn.fine_tune(**get_task("text").fit_kwargs(parse_recipe({"task": "text"}), learn))
     return learn.validate()["accuracy"], time.perf_counter() - t0
 
 
@@ -50,7 +50,7 @@ def run_tfidf(frame: pd.DataFrame) -> tuple[float, float]:
 def run_probe(frame: pd.DataFrame) -> tuple[float, float]:
     from sklearn.linear_model import LogisticRegression
 
-    from quicklearn.models.text import TextModel, load_encoder
+    from quicklearn.tasks.text.model import TextModel, load_encoder
 
     t0 = time.perf_counter()
     encoder, tok, _ = load_encoder("minilm")
@@ -76,7 +76,7 @@ def throughput(csv: Path, n: int) -> dict[bool, float]:
     """Tokens (padding excluded) per second of one unfrozen training epoch on the first `n` training texts,
     bucketed vs plain shuffled batches."""
     import quicklearn as ql
-    from quicklearn.train.callbacks import Callback
+    from quicklearn.train.callbacks.base import Callback
 
     class StepTimer(Callback):
         def __init__(self) -> None:

@@ -64,7 +64,7 @@ def run_fastai(data: Path, seed: int, weights_file: str) -> dict:
 
 def run_quicklearn(data: Path, seed: int) -> dict:
     import quicklearn as ql
-    from quicklearn.train.callbacks import Callback
+    from quicklearn.train.callbacks.base import Callback
 
     class PhaseTimer(Callback):
         """Splits each epoch into batch preparation (between steps), steps, and validation (after the last step)."""
@@ -202,7 +202,7 @@ def launch(run: str, data: Path, seed: int, weights_file: str, cache: Path) -> d
 def make_fastai_weights(folder: Path) -> str:
     """The lite0 package's ImageNet weights mapped onto timm's tf_efficientnet_lite0 layout, as a .safetensors file."""
     os.environ["QUICKLEARN_CACHE"] = str(folder)
-    from quicklearn.models.weights import _bundled_file, import_weights
+    from quicklearn.tasks.vision.weights import _bundled_file, import_weights
 
     return str(import_weights(_bundled_file(ARCH), ARCH))
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from quicklearn.data.augment import Normalize
-from quicklearn.data.loaders import decode_all
-from quicklearn.data.pipeline import ImagePipeline
-from quicklearn.data.sources import folder_source
+from quicklearn.tasks.vision.augment import Normalize
+from quicklearn.tasks.vision.loaders import decode_all
+from quicklearn.tasks.vision.pipeline import ImagePipeline
+from quicklearn.tasks.vision.sources import folder_source
 
 
 def main() -> None:

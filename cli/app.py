@@ -1,20 +1,28 @@
-"""The `quicklearn` command: a thin layer over the Python API. Every user error is one line and a non-zero exit."""
+"""The `quicklearn` command: a thin layer over the Python API. Every user error is one line and a non-zero exit.
+
+`train` is assembled from the options every task shares (cli/options.py) and each registered task's own
+(`Task.options`); a task's own commands (`quicklearn weights ...` for images) come from `Task.commands()`.
+"""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
 
-from quicklearn.errors import QuicklearnError
+from quicklearn.core.errors import QuicklearnError
+from quicklearn.tasks.base import Option
+from quicklearn.tasks.registry import all_tasks
 
 from . import commands
+from .options import COMMON
 
 app = typer.Typer(
     help="quicklearn: point it at your data, get a strong fine-tuned model in minutes.",
@@ -23,15 +31,13 @@ app = typer.Typer(
     add_completion=False,
 )
 recipes_app = typer.Typer(help="The shipped recipes: list, show, and the schema they follow.", no_args_is_help=True)
-weights_app = typer.Typer(help="Offline pretrained weights: import a file into the cache, list the cache.", no_args_is_help=True)
 app.add_typer(recipes_app, name="recipes")
-app.add_typer(weights_app, name="weights")
 
 out = Console()
 err = Console(stderr=True)
 
 
-def _user_errors(fn):
+def _user_errors(fn: Callable) -> Callable:
     """Turn a QuicklearnError into one red line on stderr and exit code 1; `--debug` keeps the traceback."""
 
     @functools.wraps(fn)
@@ -46,7 +52,7 @@ def _user_errors(fn):
 
     return wrapper
 
-DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help="Folder of images (one sub-folder per class) or a CSV.")]
+
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show full tracebacks.")]
 
 
@@ -66,54 +72,70 @@ def _given_args(ctx: typer.Context) -> list[str]:
     return args
 
 
-@app.command()
-@_user_errors
-def train(
-    ctx: typer.Context,
-    data: DataOpt = None,
-    recipe: Annotated[Optional[str], typer.Option(help="Recipe file or shipped name (vision, vision-fast-cpu, ...).")] = None,
-    task: Annotated[Optional[str], typer.Option(help="vision | tabular | text (inferred from the data when left out).")] = None,
-    target: Annotated[Optional[str], typer.Option("--target", "-y", help="Target: a CSV column or a regex on the file name.")] = None,
-    kind: Annotated[Optional[str], typer.Option(help="single | multi | regression [default: inferred from the target].")] = None,
-    arch: Annotated[Optional[str], typer.Option(help="timm architecture [default: tf_efficientnet_lite0].")] = None,
-    weights: Annotated[Optional[str], typer.Option(help="imagenet | PATH to a weights file | none.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Unfrozen epochs, after the frozen ones [default: 3].")] = None,
-    freeze_epochs: Annotated[Optional[int], typer.Option(help="Epochs with the backbone frozen [default: 1].")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Base learning rate [default: 2e-3].")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Image size in pixels [default: 224].")] = None,
-    bs: Annotated[Optional[str], typer.Option(help="Batch size, or 'auto' [default: 32].")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Random seed [default: 42].")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto | cpu | cuda | cuda:1 | mps.")] = None,
-    valid_pct: Annotated[Optional[float], typer.Option(help="Validation share when the data has no split [default: 0.2].")] = None,
-    split: Annotated[Optional[str], typer.Option(help="auto | random | stratified; tables also column:NAME | time:NAME.")] = None,
-    text_col: Annotated[Optional[str], typer.Option("--text-col", help="Texts: the text column(s), comma-separated [default: the longest].")] = None,
-    max_len: Annotated[Optional[int], typer.Option("--max-len", help="Texts: tokens per text [default: 256].")] = None,
-    cat: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to treat as categorical.")] = None,
-    cont: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to treat as continuous.")] = None,
-    drop: Annotated[Optional[str], typer.Option(help="Tables: comma-separated columns to leave out.")] = None,
-    date_parts: Annotated[Optional[bool], typer.Option("--date-parts", help="Tables: use date columns as year/month/day of week/elapsed.")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder [default: runs/<data>-<time>].")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out folder.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")] = False,
-    mixup: Annotated[Optional[float], typer.Option(help="Images: mixup's Beta alpha, e.g. 0.4 [default: off].")] = None,
-    cutmix: Annotated[Optional[float], typer.Option(help="Images: CutMix's Beta alpha, e.g. 1.0 [default: off].")] = None,
-    ema: Annotated[Optional[float], typer.Option(help="Images: keep an EMA of the weights with this decay, e.g. 0.998 [default: off].")] = None,
-    progressive: Annotated[Optional[float], typer.Option(help="Images: train at this fraction of --size first, e.g. 0.5 [default: off].")] = None,
-    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also log to TensorBoard in <out>/tensorboard (pip install \"quicklearn[tensorboard]\").")] = False,
-    print_config: Annotated[bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.")] = False,
-    gpus: Annotated[Optional[str], typer.Option(help="Processes on this machine, one per GPU: N or 'all' (starts torchrun; with --device cpu, N CPU processes).")] = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Fine-tune a pretrained model on your data and save it to a model folder."""
-    code = commands.train(
-        data=data, recipe=recipe, task=task, target=target, arch=arch, weights=weights, epochs=epochs,
-        freeze_epochs=freeze_epochs, lr=lr, size=size, bs=bs, seed=seed, device=device, valid_pct=valid_pct,
-        split=split, text_col=text_col, max_len=max_len, cat=cat, cont=cont, drop=drop, date_parts=date_parts, out=out_dir, overwrite=overwrite, resume=resume, print_config=print_config, console=out,
-        tensorboard=tensorboard, kind=kind, mixup=mixup, cutmix=cutmix, ema=ema, progressive=progressive,
-        gpus=gpus, argv=_given_args(ctx),
-    )
-    if code:
-        raise typer.Exit(code)
+def _train_options() -> list[Option]:
+    """The shared options, then each task's own (a flag two tasks declare appears once: they set the same key)."""
+    seen: dict[str, Option] = {o.flag: o for o in COMMON}
+    for task in all_tasks():
+        for opt in task.options:
+            if opt.flag in seen and seen[opt.flag].key != opt.key:
+                raise QuicklearnError(f"task {task.name}'s option {opt.flag} sets {opt.key}, but {opt.flag} already sets "
+                                      f"{seen[opt.flag].key}; give it another name.")
+            seen.setdefault(opt.flag, opt)
+    return list(seen.values())
+
+
+def _parameter(opt: Option) -> inspect.Parameter:
+    names = [opt.flag, *([opt.short] if opt.short else [])]
+    if opt.type is bool:
+        return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=False,
+                                 annotation=Annotated[bool, typer.Option(*names, help=opt.help)])
+    kind = str if opt.parse is not None else opt.type
+    return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=None,
+                             annotation=Annotated[Optional[kind], typer.Option(*names, help=opt.help)])
+
+
+_RUN_PARAMS = [
+    inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[str], typer.Option(help="Recipe file or shipped name (vision, vision-fast-cpu, ...).")]),
+    inspect.Parameter("task", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[str], typer.Option(help="The task (inferred from the data when left out).")]),
+    inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option(help="Replace an existing --out folder.")]),
+    inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")]),
+    inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.")]),
+    inspect.Parameter("gpus", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
+        Optional[str], typer.Option(help="Processes on this machine, one per GPU: N or 'all' (starts torchrun; with "
+                                         "--device cpu, N CPU processes).")]),
+    inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOpt),
+]
+
+
+def _train_command() -> Callable:
+    """`quicklearn train`, its parameters generated from the options of every registered task."""
+    options = _train_options()
+
+    def train(ctx: typer.Context, **params: Any) -> None:
+        """Fine-tune a pretrained model on your data and save it to a model folder."""
+        given = {o.flag: params[o.param] for o in options
+                 if ctx.get_parameter_source(o.param) is not None
+                 and ctx.get_parameter_source(o.param).name in ("COMMANDLINE", "ENVIRONMENT")
+                 and params[o.param] is not None}
+        request = commands.TrainRequest(
+            given=given, options={o.flag: o for o in options}, recipe=params["recipe"], task=params["task"],
+            overwrite=params["overwrite"], resume=params["resume"], print_config=params["print_config"],
+            gpus=params["gpus"], argv=_given_args(ctx))
+        code = commands.train(request, out)
+        if code:
+            raise typer.Exit(code)
+
+    ctx_param = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
+    train.__signature__ = inspect.Signature([ctx_param, *[_parameter(o) for o in options], *_RUN_PARAMS])  # type: ignore[attr-defined]
+    return train
+
+
+app.command("train")(_user_errors(_train_command()))
 
 
 @app.command()
@@ -135,7 +157,7 @@ def predict(
 @_user_errors
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="A model folder written by `quicklearn train`.")],
-    data: Annotated[str, typer.Option("--data", "-d", help="Labelled images: a folder per class, or a CSV.")],
+    data: Annotated[str, typer.Option("--data", "-d", help="Labelled data: images (a folder per class, or a CSV), or the CSV of a table or text model.")],
     target: Annotated[Optional[str], typer.Option("--target", "-y", help="Label column of a CSV.")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
     tta: Annotated[bool, typer.Option("--tta", help="Predict with test-time augmentation (flips and a zoomed crop; 4x slower).")] = False,
@@ -163,15 +185,19 @@ def interpret(
 @_user_errors
 def lr_find(
     data: Annotated[str, typer.Option("--data", "-d", help="Folder of images or a CSV.")],
-    arch: Annotated[str, typer.Option(help="timm architecture.")] = "tf_efficientnet_lite0",
-    weights: Annotated[str, typer.Option(help="imagenet | PATH | none.")] = "imagenet",
-    size: Annotated[int, typer.Option(help="Image size.")] = 224,
-    bs: Annotated[int, typer.Option(help="Batch size.")] = 32,
+    task: Annotated[Optional[str], typer.Option(help="The task (inferred from the data when left out).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture [default: the task's].")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="Images: imagenet | PATH | none.")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Images: image size [default: 224].")] = None,
+    bs: Annotated[Optional[str], typer.Option(help="Batch size [default: the task's].")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-y", help="Target column of a CSV.")] = None,
     plot: Annotated[Path, typer.Option("--out", "-o", help="Where to save the plot.")] = Path("lr_find.png"),
     debug: DebugOpt = False,
 ) -> None:
     """Sweep learning rates on the frozen model, print the suggestion and save the plot."""
-    commands.lr_find(data, arch, weights, size, bs, plot, out)
+    given = {k: v for k, v in {"--arch": arch, "--weights": weights, "--size": size, "--bs": bs, "--target": target}.items()
+             if v is not None}
+    commands.lr_find(data, task, given, plot, out)
 
 
 @app.command("show-batch")
@@ -179,8 +205,8 @@ def lr_find(
 def show_batch(
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="Folder of images or a CSV [default: the bundled sample].")] = None,
     out_file: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("show_batch.png"),
-    size: Annotated[int, typer.Option(help="Image size.")] = 224,
-    n: Annotated[int, typer.Option(help="How many images.")] = 16,
+    size: Annotated[Optional[int], typer.Option(help="Images: image size [default: 224].")] = None,
+    n: Annotated[int, typer.Option(help="How many items.")] = 16,
     debug: DebugOpt = False,
 ) -> None:
     """Save a PNG grid of augmented training images with their labels."""
@@ -215,25 +241,6 @@ def recipes_schema(debug: DebugOpt = False) -> None:
     out.print_json(json.dumps(commands.schema()))
 
 
-@weights_app.command("import")
-@_user_errors
-def weights_import(
-    file: Annotated[Path, typer.Argument(help="A weights file (.pth, .pt, .bin or .safetensors).")],
-    arch: Annotated[str, typer.Option(help="The timm architecture the weights belong to.")],
-    debug: DebugOpt = False,
-) -> None:
-    """Map a weights file onto a timm architecture and store it in the offline cache."""
-    commands.weights_import(file, arch, out)
-
-
-@weights_app.command("list")
-@_user_errors
-def weights_list(debug: DebugOpt = False) -> None:
-    """List the weights in the offline cache."""
-    commands.weights_list(out)
-
-
-
 @app.command()
 @_user_errors
 def export(
@@ -245,6 +252,18 @@ def export(
 ) -> None:
     """Export a trained image (or table) model for serving: `--onnx` writes one ONNX file, checked against PyTorch."""
     commands.export(model_dir, onnx, out_file, opset, out)
+
+
+def _add_task_commands() -> None:
+    """Each task's own commands, with the same one-line errors as every other command."""
+    for task in all_tasks():
+        for sub in task.commands():
+            for command in sub.registered_commands:
+                command.callback = _user_errors(command.callback)
+            app.add_typer(sub, name=sub.info.name)
+
+
+_add_task_commands()
 
 
 def main() -> None:

@@ -13,46 +13,57 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .errors import ConfigError, DataError, QuicklearnError, TrainingError, WeightsError
+from quicklearn._version import __version__
+from quicklearn.core.errors import (
+    ConfigError,
+    DataError,
+    QuicklearnError,
+    TrainingError,
+    WeightsError,
+)
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {
-    # the three-line API
-    "vision_learner": "quicklearn.vision", "tabular_learner": "quicklearn.tabular", "text_learner": "quicklearn.text",
-    "load": "quicklearn.export", "text_dataloaders": "quicklearn.text", "TextModel": "quicklearn.models.text",
-    "TextPredictor": "quicklearn.text_predictor",
+    # the three-line API of each task
+    "vision_learner": "quicklearn.tasks.vision.learner", "tabular_learner": "quicklearn.tasks.tabular.learner",
+    "text_learner": "quicklearn.tasks.text.learner", "load": "quicklearn.serving.load",
+    "text_dataloaders": "quicklearn.tasks.text.learner", "TextModel": "quicklearn.tasks.text.model",
+    "TextPredictor": "quicklearn.tasks.text.predictor",
     # data
-    "image_dataloaders": "quicklearn.data.block", "DataLoaders": "quicklearn.data.block",
-    "AugmentConfig": "quicklearn.data.augment", "Normalize": "quicklearn.data.augment",
-    "Resize": "quicklearn.data.transforms", "CenterCrop": "quicklearn.data.transforms",
-    "RandomResizedCrop": "quicklearn.data.transforms",
+    "image_dataloaders": "quicklearn.tasks.vision.data", "DataLoaders": "quicklearn.tasks.vision.data",
+    "AugmentConfig": "quicklearn.tasks.vision.augment", "Normalize": "quicklearn.tasks.vision.augment",
+    "Resize": "quicklearn.tasks.vision.transforms", "CenterCrop": "quicklearn.tasks.vision.transforms",
+    "RandomResizedCrop": "quicklearn.tasks.vision.transforms",
     "RegexLabel": "quicklearn.data.labels", "parent_label": "quicklearn.data.labels", "Vocab": "quicklearn.data.labels",
     "RandomSplitter": "quicklearn.data.split", "StratifiedSplitter": "quicklearn.data.split",
     "FolderSplitter": "quicklearn.data.split", "ColumnSplitter": "quicklearn.data.split", "IndexSplitter": "quicklearn.data.split",
     "TimeSplitter": "quicklearn.data.split",
-    "tabular_dataloaders": "quicklearn.tabular", "auto_epochs": "quicklearn.tabular", "ColumnRoles": "quicklearn.data.tabular",
-    "TabularProcessor": "quicklearn.data.tabular", "infer_roles": "quicklearn.data.tabular",
+    "tabular_dataloaders": "quicklearn.tasks.tabular.learner", "auto_epochs": "quicklearn.tasks.tabular.learner",
+    "ColumnRoles": "quicklearn.tasks.tabular.data", "TabularProcessor": "quicklearn.tasks.tabular.data",
+    "infer_roles": "quicklearn.tasks.tabular.data",
     # models
-    "DEFAULT_ARCH": "quicklearn.models.backbones", "create_body": "quicklearn.models.backbones",
-    "build_model": "quicklearn.models.model", "TransferModel": "quicklearn.models.model",
-    "HeadConfig": "quicklearn.models.heads", "import_weights": "quicklearn.models.weights",
-    "TabularModel": "quicklearn.models.tabular",
+    "DEFAULT_ARCH": "quicklearn.tasks.vision.backbones", "create_body": "quicklearn.tasks.vision.backbones",
+    "build_model": "quicklearn.tasks.vision.model", "TransferModel": "quicklearn.tasks.vision.model",
+    "HeadConfig": "quicklearn.tasks.vision.heads", "import_weights": "quicklearn.tasks.vision.weights",
+    "TabularModel": "quicklearn.tasks.tabular.model",
     # training
     "Learner": "quicklearn.train.learner", "LRFindResult": "quicklearn.train.learner",
-    "Callback": "quicklearn.train.callbacks", "ProgressCallback": "quicklearn.train.callbacks",
-    "HistoryLogger": "quicklearn.train.callbacks", "EarlyStopping": "quicklearn.train.callbacks",
-    "SaveBest": "quicklearn.train.callbacks", "Checkpoint": "quicklearn.train.callbacks",
-    "TensorBoardLogger": "quicklearn.train.tensorboard", "LRRecorder": "quicklearn.train.recorder",
-    "EMA": "quicklearn.train.ema", "ReduceLROnPlateau": "quicklearn.train.plateau",
-    "ProgressiveResize": "quicklearn.train.progressive", "mixup": "quicklearn.train.mix", "cutmix": "quicklearn.train.mix",
+    "Callback": "quicklearn.train.callbacks.base", "ProgressCallback": "quicklearn.train.callbacks.progress",
+    "HistoryLogger": "quicklearn.train.callbacks.history", "EarlyStopping": "quicklearn.train.callbacks.monitor",
+    "SaveBest": "quicklearn.train.callbacks.monitor", "Checkpoint": "quicklearn.train.callbacks.checkpoint",
+    "TensorBoardLogger": "quicklearn.train.callbacks.tensorboard", "LRRecorder": "quicklearn.train.callbacks.recorder",
+    "EMA": "quicklearn.train.callbacks.ema", "ReduceLROnPlateau": "quicklearn.train.callbacks.plateau",
+    "ProgressiveResize": "quicklearn.tasks.vision.progressive", "mixup": "quicklearn.train.mix", "cutmix": "quicklearn.train.mix",
     # results
-    "Predictor": "quicklearn.export", "Prediction": "quicklearn.export", "TabularPredictor": "quicklearn.tabular_predictor",
-    "interpret": "quicklearn.interpretation", "Interpretation": "quicklearn.interpretation",
-    "fit_thresholds": "quicklearn.thresholds",
-    "export_onnx": "quicklearn.onnx_export",
+    "Predictor": "quicklearn.serving.predictor", "Prediction": "quicklearn.serving.predictor",
+    "TabularPredictor": "quicklearn.tasks.tabular.predictor",
+    "interpret": "quicklearn.analysis.interpret", "Interpretation": "quicklearn.analysis.interpretation",
+    "fit_thresholds": "quicklearn.analysis.thresholds",
+    "export_onnx": "quicklearn.serving.onnx",
+    # tasks: the interface and the registry (a third-party task registers through the entry point quicklearn.tasks)
+    "Task": "quicklearn.tasks.base", "get_task": "quicklearn.tasks.registry", "register_task": "quicklearn.tasks.registry",
     # process settings
-    "tune_cpu_allocator": "quicklearn.runtime",
+    "tune_cpu_allocator": "quicklearn.core.runtime",
 }
 
 __all__ = [
@@ -61,13 +72,13 @@ __all__ = [
 ]
 
 
-# public submodules, also loaded on first use: ql.distributed (rank helpers for torchrun runs)
-_SUBMODULES = frozenset({"distributed"})
+# public submodules, also loaded on first use: ql.distributed (rank helpers for torchrun runs), ql.errors
+_SUBMODULES = {"distributed": "quicklearn.core.distributed", "errors": "quicklearn.core.errors"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
-        return importlib.import_module(f"quicklearn.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'quicklearn' has no attribute {name!r}")
@@ -81,33 +92,48 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .data.augment import AugmentConfig, Normalize
-    from .data.block import DataLoaders, image_dataloaders
+    from .analysis.interpret import interpret
+    from .analysis.interpretation import Interpretation
+    from .analysis.thresholds import fit_thresholds
+    from .core.runtime import tune_cpu_allocator
     from .data.labels import RegexLabel, Vocab, parent_label
-    from .data.split import ColumnSplitter, FolderSplitter, IndexSplitter, RandomSplitter, StratifiedSplitter, TimeSplitter
-    from .data.tabular import ColumnRoles, TabularProcessor, infer_roles
-    from .data.transforms import CenterCrop, RandomResizedCrop, Resize
-    from .export import Prediction, Predictor, load
-    from .interpretation import Interpretation, interpret
-    from .onnx_export import export_onnx
-    from .models.backbones import DEFAULT_ARCH, create_body
-    from .models.heads import HeadConfig
-    from .models.model import TransferModel, build_model
-    from .models.tabular import TabularModel
-    from .models.weights import import_weights
-    from .runtime import tune_cpu_allocator
-    from .tabular import auto_epochs, tabular_dataloaders, tabular_learner
-    from .tabular_predictor import TabularPredictor
-    from .text import text_dataloaders, text_learner
-    from .models.text import TextModel
-    from .text_predictor import TextPredictor
-    from .thresholds import fit_thresholds
-    from .train.callbacks import Callback, Checkpoint, EarlyStopping, HistoryLogger, ProgressCallback, SaveBest
-    from .train.ema import EMA
+    from .data.split import (
+        ColumnSplitter,
+        FolderSplitter,
+        IndexSplitter,
+        RandomSplitter,
+        StratifiedSplitter,
+        TimeSplitter,
+    )
+    from .serving.load import load
+    from .serving.onnx import export_onnx
+    from .serving.predictor import Prediction, Predictor
+    from .tasks.base import Task
+    from .tasks.registry import get_task, register_task
+    from .tasks.tabular.data import ColumnRoles, TabularProcessor, infer_roles
+    from .tasks.tabular.learner import auto_epochs, tabular_dataloaders, tabular_learner
+    from .tasks.tabular.model import TabularModel
+    from .tasks.tabular.predictor import TabularPredictor
+    from .tasks.text.learner import text_dataloaders, text_learner
+    from .tasks.text.model import TextModel
+    from .tasks.text.predictor import TextPredictor
+    from .tasks.vision.augment import AugmentConfig, Normalize
+    from .tasks.vision.backbones import DEFAULT_ARCH, create_body
+    from .tasks.vision.data import DataLoaders, image_dataloaders
+    from .tasks.vision.heads import HeadConfig
+    from .tasks.vision.learner import vision_learner
+    from .tasks.vision.model import TransferModel, build_model
+    from .tasks.vision.progressive import ProgressiveResize
+    from .tasks.vision.transforms import CenterCrop, RandomResizedCrop, Resize
+    from .tasks.vision.weights import import_weights
+    from .train.callbacks.base import Callback
+    from .train.callbacks.checkpoint import Checkpoint
+    from .train.callbacks.ema import EMA
+    from .train.callbacks.history import HistoryLogger
+    from .train.callbacks.monitor import EarlyStopping, SaveBest
+    from .train.callbacks.plateau import ReduceLROnPlateau
+    from .train.callbacks.progress import ProgressCallback
+    from .train.callbacks.recorder import LRRecorder
+    from .train.callbacks.tensorboard import TensorBoardLogger
     from .train.learner import Learner, LRFindResult
-    from .train.recorder import LRRecorder
-    from .train.tensorboard import TensorBoardLogger
     from .train.mix import cutmix, mixup
-    from .train.plateau import ReduceLROnPlateau
-    from .train.progressive import ProgressiveResize
-    from .vision import vision_learner

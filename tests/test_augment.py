@@ -8,7 +8,8 @@ import os
 import pytest
 import torch
 
-from quicklearn.data.augment import (
+from quicklearn.core.errors import ConfigError
+from quicklearn.tasks.vision.augment import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     AugmentConfig,
@@ -17,7 +18,6 @@ from quicklearn.data.augment import (
     augment_batch,
     resize_batch,
 )
-from quicklearn.errors import ConfigError
 
 IDENTITY = AugmentConfig(
     flip=False, max_rotate=0.0, min_zoom=1.0, max_zoom=1.0, max_warp=0.0, max_lighting=0.0, min_scale=1.0

@@ -31,15 +31,15 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 import pytest
+from conftest import write_image
 from PIL import Image
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.config import VisionRecipe, load_recipe
-from quicklearn.run import run_recipe
-from quicklearn_cli.app import app
-
-from conftest import write_image
+from quicklearn.config.files import load_recipe
+from quicklearn.config.run import run_recipe
+from quicklearn.tasks.vision.recipe import VisionRecipe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -250,7 +250,7 @@ def test_decompression_bombs_never_allocate_gigabytes(tmp_path: Path) -> None:
     (tmp_path / "bomb.jpg").write_bytes(jpeg_claiming(60_000, 60_000))
     code = textwrap.dedent(f"""
         import resource, time
-        from quicklearn.data.images import UnreadableImage, decode_image
+        from quicklearn.tasks.vision.images import UnreadableImage, decode_image
         for name in ("bomb.png", "bomb.jpg"):
             t = time.perf_counter()
             try:

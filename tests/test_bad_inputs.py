@@ -18,15 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import write_image
 from PIL import Image
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.data.images import UnreadableImage, decode_image
-from quicklearn_cli.app import app
-
-from conftest import write_image
-
+from quicklearn.tasks.vision.images import UnreadableImage, decode_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -375,7 +373,7 @@ def test_debug_prints_the_traceback_from_the_console_script(tmp_path: Path) -> N
                            capture_output=True, text=True, env=env, timeout=120)
     assert debug.returncode != 0
     assert "Traceback (most recent call last)" in debug.stderr
-    assert "quicklearn.errors.DataError" in debug.stderr and str(missing) in debug.stderr
+    assert "quicklearn.core.errors.DataError" in debug.stderr and str(missing) in debug.stderr
     plain = subprocess.run([str(exe), "show-batch", "--data", str(missing)], capture_output=True, text=True, env=env, timeout=120)
     assert plain.returncode == 1 and "Traceback" not in plain.stderr
-    assert plain.stderr.strip() == f"error: {missing}: no such folder. Check the path given as --data / the first argument."
+    assert plain.stderr.strip() == f"error: {missing}: no such file or folder. Check --data."

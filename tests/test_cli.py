@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.config import parse_recipe
-from quicklearn_cli.app import app
+from quicklearn.config.schema import parse_recipe
 
 FAST = ["--size", "32", "--weights", "none", "--epochs", "1", "--freeze-epochs", "0"]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -238,7 +238,7 @@ def test_recipes_list_show_and_schema() -> None:
 
     r = invoke("recipes", "show", "vision")
     assert r.exit_code == 0, r.output
-    from quicklearn.config import find_recipe
+    from quicklearn.config.files import find_recipe
 
     assert r.stdout == find_recipe("vision").read_text(encoding="utf-8")  # not re-wrapped: still valid YAML
     assert parse_recipe(yaml.safe_load(r.stdout)).task == "vision"
@@ -321,7 +321,7 @@ def test_evaluate_model_multi_label_and_regression_reproduce_validate(tmp_path: 
     import numpy as np
     from PIL import Image
 
-    from quicklearn.evaluate import evaluate_model
+    from quicklearn.analysis.evaluate import evaluate_model
 
     rng = np.random.default_rng(0)
     rows = []

@@ -11,15 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import write_image
 from PIL import Image
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.data.images import decode_image
-from quicklearn_cli.app import app
-
-from conftest import write_image
-
+from quicklearn.tasks.vision.images import decode_image
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,15 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import write_image
 from PIL import Image
 
 import quicklearn as ql
 from quicklearn.data.labels import Targets, get_targets
-from quicklearn.data.sources import ItemSource, csv_source, folder_source, read_table
+from quicklearn.data.sources import ItemSource, read_table
 from quicklearn.data.split import auto_splitter, check_split
-
-from conftest import write_image
-
+from quicklearn.tasks.vision.sources import csv_source, folder_source
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,7 +73,7 @@ def test_many_skipped_files_are_counted_and_only_the_first_few_named(tmp_path: P
 
 
 def test_looks_like_image_checks_magic_bytes(tmp_path: Path) -> None:
-    from quicklearn.data.images import looks_like_image
+    from quicklearn.tasks.vision.images import looks_like_image
 
     for fmt, ext in (("PNG", "png"), ("JPEG", "jpg"), ("GIF", "gif"), ("BMP", "bmp"), ("TIFF", "tif"), ("WEBP", "webp")):
         assert looks_like_image(write_image(tmp_path / f"i.{ext}", fmt=fmt)), fmt

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import quicklearn as ql
-from quicklearn import distributed as ddp
+from quicklearn.core import distributed as ddp
 from quicklearn.data.loaders import shard_batches
 
 ARCH = "resnet10t"
@@ -90,8 +90,8 @@ def test_rank_slices_of_augmented_batches_equal_the_one_process_batch(tiny_folde
 
 
 def _table_and_text_loaders(shuffle: bool):
-    from quicklearn.data.tabular import TabularLoader
-    from quicklearn.data.text import TextLoader
+    from quicklearn.tasks.tabular.data import TabularLoader
+    from quicklearn.tasks.text.data import TextLoader
 
     g = torch.Generator().manual_seed(0)
     y = torch.arange(21)

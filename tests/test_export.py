@@ -14,7 +14,8 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import quicklearn as ql
-from quicklearn.export import FORMAT_VERSION, Prediction
+from quicklearn.serving.folder import FORMAT_VERSION
+from quicklearn.serving.predictor import Prediction
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

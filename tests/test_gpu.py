@@ -26,8 +26,8 @@ def test_batch_size_finder_on_cuda(tiny_folder):
 
 
 def test_batch_size_finder_probes_in_the_training_precision_and_halves_what_fits(digits_folder):
-    from quicklearn.models.model import build_model
-    from quicklearn.train.batch_size import find_batch_size
+    from quicklearn.tasks.vision.batch_size import find_batch_size
+    from quicklearn.tasks.vision.model import build_model
 
     dls = ql.image_dataloaders(digits_folder, size=224, bs=4)  # 320 training images: the n // 4 cap is 80
     model, _ = build_model("resnet50", dls.n_out, weights=None)
@@ -43,8 +43,8 @@ def test_batch_size_finder_probes_in_the_training_precision_and_halves_what_fits
 
 
 def test_batch_size_finder_leaves_pretrained_statistics_alone(tiny_folder):
-    from quicklearn.models.model import build_model
-    from quicklearn.train.batch_size import find_batch_size
+    from quicklearn.tasks.vision.batch_size import find_batch_size
+    from quicklearn.tasks.vision.model import build_model
 
     dls = ql.image_dataloaders(tiny_folder, size=32, bs=4)
     model, _ = build_model("resnet10t", dls.n_out, weights=None)

@@ -9,13 +9,17 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from quicklearn.data.augment import Normalize
-from quicklearn.data.block import image_dataloaders
-from quicklearn.data.cache import cache_key, cached_images, clear_image_cache, image_cache_dir
-from quicklearn.data.pipeline import ImagePipeline
-
 from conftest import write_image
+
+from quicklearn.tasks.vision.augment import Normalize
+from quicklearn.tasks.vision.cache import (
+    cache_key,
+    cached_images,
+    clear_image_cache,
+    image_cache_dir,
+)
+from quicklearn.tasks.vision.data import image_dataloaders
+from quicklearn.tasks.vision.pipeline import ImagePipeline
 
 PIPE = ImagePipeline(16, 18, "crop", 3, Normalize((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))
 SLOT = 3 * 18 * 18  # bytes per decoded image

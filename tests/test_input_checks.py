@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 import quicklearn as ql
-from quicklearn.config import merge_overrides, parse_recipe
-from quicklearn.run import check_out_dir
+from quicklearn.config.run import check_out_dir
+from quicklearn.config.schema import merge_overrides, parse_recipe
 from quicklearn.train.learner import resolve_device
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -14,9 +14,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.errors import ConfigError
-from quicklearn.importance import input_columns
-from quicklearn.interpretation import Interpretation
+from quicklearn.analysis.interpretation import Interpretation
+from quicklearn.core.errors import ConfigError
+from quicklearn.tasks.tabular.importance import input_columns
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -218,9 +218,9 @@ def test_permutation_importance_ranks_the_deciding_column_first(tmp_path):
         ql.interpret(learn, thresh=0.3)
 
     # the bars are the table, most important on top
-    from quicklearn.importance import importance_figure
+    from quicklearn.analysis.plots import importance_figure
 
-    ax = importance_figure(fi, "single").axes[0]
+    ax = importance_figure(fi, interp.importance_label).axes[0]
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert ticks[-1] == "signal" and ticks[::-1] == fi["column"].tolist()  # barh's last tick is drawn at the top
     widths = [p.get_width() for p in ax.patches]
@@ -316,7 +316,7 @@ def test_interpret_is_the_function_whatever_was_imported_first():
     import pkgutil
 
     import quicklearn
-    import quicklearn.interpretation  # noqa: F401 (what Learner.show_results imports)
+    import quicklearn.analysis.interpretation  # noqa: F401 (what Learner.show_results imports)
 
     assert callable(ql.interpret) and ql.interpret.__name__ == "interpret"
     submodules = {m.name for m in pkgutil.iter_modules(quicklearn.__path__)}

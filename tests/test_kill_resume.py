@@ -1,7 +1,7 @@
 """Never lose work: a real `quicklearn train` killed (SIGKILL) at named points resumes to exactly the metrics of an
 uninterrupted run; a NaN loss keeps the last good checkpoint; GPU out-of-memory is one clear line; --resume's policy.
 
-The kill points are the test hooks of quicklearn/faults.py (QUICKLEARN_TEST_KILL_AT=<point>[:n]). Each subprocess
+The kill points are the test hooks of quicklearn/core/faults.py (QUICKLEARN_TEST_KILL_AT=<point>[:n]). Each subprocess
 pays ~8 s of imports, so the kill points are one chain: each --resume run is itself killed at the next point, and
 after every kill the folder's files are checked (loadable, history equal to the reference's first epochs).
 """
@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from quicklearn_cli.app import app
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.errors import TrainingError
-from quicklearn.faults import KILL_VAR, OOM_VAR, kill_point
-from quicklearn.fileio import is_temp_file, write_text
-from quicklearn_cli.app import app
+from quicklearn.core.errors import TrainingError
+from quicklearn.core.faults import KILL_VAR, OOM_VAR, kill_point
+from quicklearn.core.fileio import is_temp_file, write_text
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,14 +16,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import write_image
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from conftest import write_image
-from quicklearn.errors import ConfigError
-from quicklearn.evaluate import evaluate_model
-from quicklearn.launch import equivalent_command, launch, processes_for, torchrun_command
-from quicklearn_cli.app import app
+from quicklearn.analysis.evaluate import evaluate_model
+from quicklearn.core.errors import ConfigError
+from quicklearn.core.launch import (
+    equivalent_command,
+    launch,
+    processes_for,
+    torchrun_command,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -164,9 +169,10 @@ def test_gpus_2_device_cpu_trains_with_two_gloo_processes(two_process_run) -> No
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     lines = r.stdout.splitlines()
     assert "--gpus 2 --device cpu: 2 CPU processes (gloo backend)" in lines
-    expected = equivalent_command(2, ["--data", str(data), "--arch", "resnet10t", "--weights", "none",
-                                      "--epochs", "1", "--freeze-epochs", "0", "--size", "16", "--bs", "8",
-                                      "--device", "cpu", "--out", str(out)])
+    # the options in the order `train` declares them: the shared ones, then the task's own (cli/app.py)
+    expected = equivalent_command(2, ["--data", str(data), "--epochs", "1", "--freeze-epochs", "0", "--bs", "8",
+                                      "--device", "cpu", "--out", str(out), "--arch", "resnet10t", "--weights", "none",
+                                      "--size", "16"])
     assert "  " + expected in lines, r.stdout
     # only rank 0 announces and prints the summary; it says there were 2 processes
     assert r.stdout.count("data-parallel: 2 processes") == 1, r.stdout

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch import nn
 
 import quicklearn as ql
-from quicklearn.errors import TrainingError
+from quicklearn.core.errors import TrainingError
 from quicklearn.train.optim import group_lrs
 from quicklearn.train.schedules import cos_anneal
 
@@ -302,9 +300,8 @@ def test_fit_flat_cos_holds_then_anneals(tiny_folder):
 
 
 def test_lr_find_command_prints_a_suggestion_and_saves_the_plot(tiny_folder, tmp_path):
-    from typer.testing import CliRunner
-
     from quicklearn_cli.app import app
+    from typer.testing import CliRunner
 
     plot = tmp_path / "lr.png"
     result = CliRunner().invoke(app, ["lr-find", "--data", str(tiny_folder), "--arch", ARCH, "--weights", "none",
@@ -314,7 +311,7 @@ def test_lr_find_command_prints_a_suggestion_and_saves_the_plot(tiny_folder, tmp
 
 
 def test_pretrained_stem_is_adapted_for_one_channel():
-    from quicklearn.models.weights import resolve_pretrained
+    from quicklearn.tasks.vision.weights import resolve_pretrained
 
     body, desc = ql.create_body("tf_efficientnet_lite0", weights="imagenet", in_chans=1)
     rgb = resolve_pretrained("tf_efficientnet_lite0", "imagenet")[0]["conv_stem.weight"]

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 import quicklearn as ql
-from quicklearn.data.images import decode_image
+from quicklearn.tasks.vision.images import decode_image
 from tests.conftest import write_image
 
 ARCH = "resnet10t"  # small timm CNN with BatchNorm: fast at 16-32 px
@@ -235,7 +235,7 @@ def test_column_roles_are_inferred_from_the_training_rows_only():
 # ---- text: the attention mask --------------------------------------------------------------------------------------
 def test_the_attention_mask_comes_from_the_tokenizer_even_when_padding_shares_a_real_token(tiny_bert, tmp_path):
     transformers = pytest.importorskip("transformers")
-    from quicklearn.data.text import TextLoader, tokenize
+    from quicklearn.tasks.text.data import TextLoader, tokenize
 
     folder = tmp_path / "pad-is-sep"
     shutil.copytree(tiny_bert, folder)

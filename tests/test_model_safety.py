@@ -24,11 +24,11 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.errors import QuicklearnError, TrainingError, WeightsError
-from quicklearn_cli.app import app
+from quicklearn.core.errors import QuicklearnError, TrainingError, WeightsError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

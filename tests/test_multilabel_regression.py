@@ -17,16 +17,17 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.data.augment import AugmentConfig
+from quicklearn.analysis.evaluate import evaluate_model
+from quicklearn.analysis.thresholds import best_thresholds
 from quicklearn.data.labels import detect_delim, get_targets, split_labels
-from quicklearn.data.sources import csv_source
-from quicklearn.evaluate import evaluate_model
-from quicklearn.thresholds import best_thresholds, parse_thresh
+from quicklearn.serving.thresholds import parse_thresh
+from quicklearn.tasks.vision.augment import AugmentConfig
+from quicklearn.tasks.vision.sources import csv_source
 from quicklearn.train.metrics import f1_multi
-from quicklearn_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -13,11 +13,16 @@ import pandas as pd
 import pytest
 import torch
 from conftest import write_image
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.onnx_export import METADATA_KEY, _check, describe_onnx
-from quicklearn_cli.app import app
+from quicklearn.serving.onnx import (
+    METADATA_KEY,
+    check_parity,
+    describe_onnx,
+    onnx_spec_of,
+)
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -125,11 +130,11 @@ def test_the_check_catches_a_graph_that_differs_from_pytorch(classifier: Path) -
     """The parity check can fail: the exported graph against a Predictor whose head bias moved by 0.05."""
     predictor = ql.load(classifier)
     graph = (classifier / "model.onnx").read_bytes()
-    example = random_images(2)
-    assert _check(predictor, graph, "image", example, ort) <= ATOL
+    spec = onnx_spec_of(predictor)
+    assert check_parity(spec, graph, ort) <= ATOL
     with torch.no_grad():
         list(predictor.model.head.parameters())[-1].add_(0.05)  # the output layer's bias
-    assert _check(predictor, graph, "image", example, ort) == pytest.approx(0.05, abs=1e-3)
+    assert check_parity(spec, graph, ort) == pytest.approx(0.05, abs=1e-3)
 
 
 # ---- regression and tables -------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 import quicklearn as ql
-from quicklearn.plots import history_figure
+from quicklearn.analysis.plots import history_figure
+from quicklearn.train.callbacks.tensorboard import TensorBoardLogger
 from quicklearn.train.lr_find import lr_find_figure
-from quicklearn.train.tensorboard import TensorBoardLogger
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -81,7 +81,7 @@ def test_lr_find_figure_draws_the_sweep(tmp_path) -> None:
     assert list(ax.lines[0].get_xdata()) == lrs and list(ax.lines[0].get_ydata()) == losses
     assert list(ax.lines[1].get_xdata()) == [lrs[12]] and list(ax.lines[1].get_ydata()) == [losses[12]]
     assert ax.get_xscale() == "log"
-    from quicklearn.plots import save_figure
+    from quicklearn.analysis.plots import save_figure
 
     _not_blank(save_figure(fig, tmp_path / "lr.png"))
 
@@ -104,9 +104,8 @@ def test_tensorboard_event_files_hold_the_history(trained) -> None:
 
 
 def test_cli_tensorboard_flag_writes_event_files(tiny_folder, tmp_path) -> None:
-    from typer.testing import CliRunner
-
     from quicklearn_cli.app import app
+    from typer.testing import CliRunner
 
     out = tmp_path / "run"
     r = CliRunner().invoke(app, ["train", "--data", str(tiny_folder), "--size", "16", "--weights", "none", "--arch", "resnet18",

@@ -18,17 +18,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import IN_CI
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from quicklearn.config import (
-    FitSection, OutputSection, TabularRecipe, TextRecipe, VisionRecipe, _all_sections, load_recipe, parse_recipe,
-)
-from quicklearn.data.tabular import TabularProcessor, infer_roles, read_frame
-from quicklearn.errors import ConfigError, DataError
-from quicklearn.tabular import tabular_dataloaders
-
-from conftest import IN_CI
+from quicklearn.config.files import load_recipe
+from quicklearn.config.schema import _all_sections, parse_recipe
+from quicklearn.config.sections import FitSection, OutputSection
+from quicklearn.core.errors import ConfigError, DataError
+from quicklearn.data.frames import read_frame
+from quicklearn.tasks.tabular.data import TabularProcessor, infer_roles
+from quicklearn.tasks.tabular.learner import tabular_dataloaders
+from quicklearn.tasks.tabular.recipe import TabularRecipe
+from quicklearn.tasks.text.recipe import TextRecipe
+from quicklearn.tasks.vision.recipe import VisionRecipe
 
 # No example database (no .hypothesis/ folder in the checkout); CI replays the same examples on every run, so a
 # failure there is reproducible and never a flake, while local runs explore new ones.

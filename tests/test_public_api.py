@@ -41,6 +41,8 @@ def test_public_surface_is_stable():
         "fit_thresholds",
         # export for serving (issue 9)
         "export_onnx",
+        # the task interface and its registry (issue 17)
+        "Task", "get_task", "register_task",
     }
     assert set(ql.__all__) == expected
 

@@ -11,12 +11,19 @@ import torch
 import yaml
 
 import quicklearn as ql
-from quicklearn.config import (
-    FitSection, VisionData, VisionModel, VisionRecipe, VisionTraining, VisionTransforms, load_recipe, merge_overrides,
-    parse_recipe, shipped_recipes,
+from quicklearn.config.files import load_recipe, shipped_recipes
+from quicklearn.config.run import run_recipe
+from quicklearn.config.schema import merge_overrides, parse_recipe
+from quicklearn.config.sections import FitSection
+from quicklearn.core.errors import ConfigError, DataError
+from quicklearn.tasks.vision.recipe import (
+    VisionData,
+    VisionModel,
+    VisionRecipe,
+    VisionTraining,
+    VisionTransforms,
+    learner_kwargs,
 )
-from quicklearn.errors import ConfigError, DataError
-from quicklearn.run import learner_kwargs, run_recipe
 
 SHIPPED = sorted(shipped_recipes())
 VISION = [n for n in SHIPPED if yaml.safe_load(shipped_recipes()[n].read_text()).get("task", "vision") == "vision"]

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from quicklearn.runtime import tune_cpu_allocator
+from quicklearn.core.runtime import tune_cpu_allocator
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")

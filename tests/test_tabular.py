@@ -12,11 +12,12 @@ import pytest
 import torch
 
 import quicklearn as ql
-from quicklearn.config import load_recipe, merge_overrides
-from quicklearn.data.tabular import TabularLoader, TabularProcessor, infer_roles
-from quicklearn.errors import ConfigError, DataError
-from quicklearn.models.tabular import TabularModel, emb_size
-from quicklearn.run import run_recipe
+from quicklearn.config.files import load_recipe
+from quicklearn.config.run import run_recipe
+from quicklearn.config.schema import merge_overrides
+from quicklearn.core.errors import ConfigError, DataError
+from quicklearn.tasks.tabular.data import TabularLoader, TabularProcessor, infer_roles
+from quicklearn.tasks.tabular.model import TabularModel, emb_size
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -244,7 +245,7 @@ def test_recipe_runs_end_to_end_on_titanic(titanic, tmp_path):
 
 
 def test_auto_batch_size_and_epochs_follow_the_table_size():
-    from quicklearn.tabular import auto_bs, auto_epochs
+    from quicklearn.tasks.tabular.learner import auto_bs, auto_epochs
 
     assert [auto_bs(n) for n in (100, 712, 16_000, 50_000, 240_000, 10**7)] == [64, 64, 64, 256, 1024, 1024]
     frame = pd.DataFrame({"x": np.linspace(0, 1, 340), "y": [0, 1] * 170})

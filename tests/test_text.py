@@ -15,11 +15,12 @@ import torch
 transformers = pytest.importorskip("transformers", reason="the [text] extra is not installed")
 
 import quicklearn as ql  # noqa: E402
-from quicklearn.config import load_recipe, merge_overrides  # noqa: E402
-from quicklearn.data.text import TextLoader  # noqa: E402
-from quicklearn.errors import WeightsError  # noqa: E402
-from quicklearn.models.text import TextModel, load_encoder  # noqa: E402
-from quicklearn.run import run_recipe  # noqa: E402
+from quicklearn.config.files import load_recipe
+from quicklearn.config.run import run_recipe  # noqa: E402
+from quicklearn.config.schema import merge_overrides  # noqa: E402
+from quicklearn.core.errors import WeightsError  # noqa: E402
+from quicklearn.tasks.text.data import TextLoader  # noqa: E402
+from quicklearn.tasks.text.model import TextModel, load_encoder  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WORDS_POS = "great wonderful moving brilliant superb touching".split()

@@ -11,10 +11,17 @@ import pytest
 import torch
 
 import quicklearn as ql
-from quicklearn.config import parse_recipe
-from quicklearn.errors import ConfigError
-from quicklearn.run import learner_kwargs
-from quicklearn.train.mix import BatchMixer, box_area, cutmix, cutmix_box, mixup, soft_targets
+from quicklearn.config.schema import parse_recipe
+from quicklearn.core.errors import ConfigError
+from quicklearn.tasks.vision.recipe import learner_kwargs
+from quicklearn.train.mix import (
+    BatchMixer,
+    box_area,
+    cutmix,
+    cutmix_box,
+    mixup,
+    soft_targets,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -324,7 +331,7 @@ def test_progressive_resizing_trains_small_then_full_and_validates_full(tiny_fol
 
 
 def test_progressive_small_size_rounds_to_multiples_of_32():
-    from quicklearn.train.progressive import small_size
+    from quicklearn.tasks.vision.progressive import small_size
 
     assert [small_size(224, 0.5), small_size(224, 0.25), small_size(64, 0.5), small_size(32, 0.5), small_size(100, 0.9)] == [
         128, 64, 32, 32, 96]

@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.data.augment import resize_batch
-from quicklearn.tta import average_views, tta_outputs, tta_views, zoom_crop
+from quicklearn.tasks.vision.augment import resize_batch
+from quicklearn.tasks.vision.tta import average_views, tta_outputs, tta_views, zoom_crop
 from quicklearn.train.metrics import accuracy
-from quicklearn_cli.app import app
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,8 +16,8 @@ from safetensors.torch import save_file
 from skimage import data
 from torch import nn
 
-from quicklearn.errors import ConfigError, WeightsError
-from quicklearn.models import weights as W
+from quicklearn.core.errors import ConfigError, WeightsError
+from quicklearn.tasks.vision import weights as W
 
 TINY = "test_efficientnet"  # a timm arch that builds in milliseconds
 LITE0 = "tf_efficientnet_lite0"
@@ -201,7 +201,9 @@ def test_hub_failure_becomes_weights_error(monkeypatch: pytest.MonkeyPatch) -> N
     def no_network(*args: object, **kwargs: object) -> nn.Module:
         raise ConnectionError("Max retries exceeded with url: https://huggingface.co/...")
 
-    monkeypatch.setattr(W.socket, "getaddrinfo", lambda *args, **kwargs: [])  # pretend the hub's host resolves
+    from quicklearn.core import hub
+
+    monkeypatch.setattr(hub.socket, "getaddrinfo", lambda *args, **kwargs: [])  # pretend the hub's host resolves
     monkeypatch.setattr(timm, "create_model", no_network)
     with pytest.raises(WeightsError, match="timm's download failed: ConnectionError") as err:
         W.resolve_pretrained(TINY)

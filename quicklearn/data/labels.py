@@ -15,8 +15,8 @@ from typing import Any, Callable, Literal, Sequence
 import pandas as pd
 import torch
 
-from ..errors import DataError
-from .sources import ItemSource
+from quicklearn.core.errors import DataError
+from quicklearn.data.sources import ItemSource
 
 __all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing", "target_stats", "detect_delim", "split_labels"]
 

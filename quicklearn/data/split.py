@@ -9,14 +9,12 @@ from typing import Protocol, Sequence
 import pandas as pd
 import torch
 
-from ..errors import DataError
-from .labels import Targets
-from .sources import ItemSource
+from quicklearn.core.errors import ConfigError, DataError
+from quicklearn.data.frames import check_column
+from quicklearn.data.labels import TargetKind, Targets
+from quicklearn.data.sources import ItemSource
 
-__all__ = [
-    "Splitter", "RandomSplitter", "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter", "TimeSplitter",
-    "auto_splitter", "check_split",
-]
+__all__ = ["Splitter", "RandomSplitter", "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter", "TimeSplitter", "auto_splitter", "check_split", "resolve_tabular_splitter"]
 
 log = logging.getLogger("quicklearn")
 
@@ -202,3 +200,26 @@ def _present(targets: Targets, idx: list[int]) -> set[int]:
     if targets.kind == "multi":
         return set((values > 0.5).any(0).nonzero().flatten().tolist())
     return set(values.tolist())
+
+
+def resolve_tabular_splitter(splitter: Splitter | str, frame: pd.DataFrame, kind: TargetKind, valid_pct: float,
+                             seed: int, where: str) -> Splitter:
+    """'auto' (an is_valid column, else stratified for classes, random for numbers), 'random', 'stratified',
+    'column:NAME' (a boolean column marks validation rows), 'time:NAME' (the latest rows by NAME validate),
+    or a Splitter such as IndexSplitter([...])."""
+    if not isinstance(splitter, str):
+        return splitter
+    if splitter == "auto":
+        if "is_valid" in frame.columns:
+            return ColumnSplitter("is_valid")
+        return StratifiedSplitter(valid_pct, seed) if kind == "single" else RandomSplitter(valid_pct, seed)
+    if splitter == "random":
+        return RandomSplitter(valid_pct, seed)
+    if splitter == "stratified":
+        return StratifiedSplitter(valid_pct, seed)
+    for prefix, cls in (("column:", ColumnSplitter), ("time:", TimeSplitter)):
+        if splitter.startswith(prefix):
+            name = splitter[len(prefix):]
+            check_column(frame, name, "split", where)
+            return cls(name) if cls is ColumnSplitter else TimeSplitter(name, valid_pct)
+    raise ConfigError(f"splitter={splitter!r}: use 'auto', 'random', 'stratified', 'column:NAME', 'time:NAME' or a Splitter.")

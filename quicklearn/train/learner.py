@@ -21,17 +21,31 @@ from typing import Any, Callable, Literal, Sequence
 import torch
 from torch import nn
 
-from .. import distributed as ddp
-from ..errors import ConfigError, TrainingError
-from ..faults import kill_point
-from ..fileio import atomic_path
-from ..runtime import tune_cpu_allocator
-from .callbacks import Callback, CallbackList, Checkpoint, HistoryLogger, ProgressCallback
-from .metrics import GREATER_IS_BETTER, KIND_METRICS, default_metrics, get_metric
-from .mix import BatchMixer
-from .optim import group_lrs, make_optimizer
-from .recorder import LRRecorder
-from .schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
+from quicklearn.core import distributed as ddp
+from quicklearn.core.errors import ConfigError, TrainingError
+from quicklearn.core.faults import kill_point
+from quicklearn.core.fileio import atomic_path
+from quicklearn.core.runtime import tune_cpu_allocator
+from quicklearn.train.callbacks.base import Callback, CallbackList
+from quicklearn.train.callbacks.checkpoint import Checkpoint
+from quicklearn.train.callbacks.history import HistoryLogger
+from quicklearn.train.callbacks.progress import ProgressCallback
+from quicklearn.train.callbacks.recorder import LRRecorder
+from quicklearn.train.metrics import (
+    GREATER_IS_BETTER,
+    KIND_METRICS,
+    default_metrics,
+    get_metric,
+)
+from quicklearn.train.mix import BatchMixer
+from quicklearn.train.optim import group_lrs, make_optimizer
+from quicklearn.train.schedules import (
+    Schedule,
+    constant,
+    flat_cos,
+    momentum_cycle,
+    one_cycle,
+)
 
 __all__ = ["Learner", "LRFindResult", "resolve_device", "amp_dtype"]
 
@@ -89,7 +103,7 @@ class Learner:
     normalize with their pretrained running statistics and do not update them (right for pretrained bodies).
     mixup, cutmix: Beta alphas for mixing training image batches (0 = off; train/mix.py); the loss gets soft targets.
     distributed: data-parallel training with DistributedDataParallel over the ranks torchrun started (None = when
-    launched by torchrun; see quicklearn/distributed.py); sync_bn: BatchNorm computes its statistics over the
+    launched by torchrun; see quicklearn/core/distributed.py); sync_bn: BatchNorm computes its statistics over the
     global batch (SyncBatchNorm). Only rank 0 prints and writes files.
     """
 
@@ -128,7 +142,7 @@ class Learner:
         self.distributed = self._setup_distributed(distributed)
         self.device = resolve_device(ddp.device_for_rank(device) if self.distributed else device)
         if self.device.type == "cpu":
-            tune_cpu_allocator()  # measured 1.8x faster CPU training; see quicklearn/runtime.py
+            tune_cpu_allocator()  # measured 1.8x faster CPU training; see quicklearn/core/runtime.py
         # channels_last by default on every device: measured on the 2-core CPU (benchmarks/vs_fastai.py' profile),
         # one fwd+bwd at bs 32: lite0 3.34 -> 2.37 s, lite2 2.96 -> 1.86 s, resnet18 3.21 -> 2.51 s, convnext_atto equal.
         self.channels_last = True if channels_last is None else channels_last
@@ -389,7 +403,7 @@ class Learner:
                 self._set_hparams(lrs, lr_sched, mom_sched, (epoch + i / n) / epochs)
                 if self.mixer is not None:
                     x, y = self._mix(x, y, mix_rng)  # training batches only: validate() never mixes
-                kill_point("batch")  # test hook (quicklearn/faults.py)
+                kill_point("batch")  # test hook (quicklearn/core/faults.py)
                 loss = self._step(x, y, i, n)
                 if not math.isfinite(loss):
                     raise self._diverged(f"the loss became {loss} at {where}, batch {i + 1} of {n} (lr {self._top_lr():.2g})")
@@ -513,7 +527,7 @@ class Learner:
             for x, y in dl:
                 with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
                     out = self.forward(x)
-                kill_point("validate")  # test hook (quicklearn/faults.py)
+                kill_point("validate")  # test hook (quicklearn/core/faults.py)
                 outs.append(out.float().cpu())
                 ys.append(y.cpu())
         except torch.cuda.OutOfMemoryError:
@@ -586,7 +600,7 @@ class Learner:
         """The checkpoint in `path`, read without unpickling code (weights_only), or None."""
         if not self.path or not (self.path / CHECKPOINT).exists():
             return None
-        from ..models.weights import torch_load
+        from quicklearn.core.safe_load import torch_load
 
         ck = torch_load(self.path / CHECKPOINT, map_location=self.device, error=TrainingError,
                         fix="Delete it and start the run again (--overwrite).")
@@ -618,7 +632,7 @@ class Learner:
     # ---- lr finder -----------------------------------------------------------------------------
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100, plot: str | Path | None = "lr_find.png") -> LRFindResult:
         """Exponential lr sweep on a copy of the state (model and optimizer are restored after); suggests the valley."""
-        from .lr_find import run_lr_find
+        from quicklearn.train.lr_find import run_lr_find
 
         model_state = copy.deepcopy(self.model.state_dict())
         opt_state = copy.deepcopy(self.opt.state_dict()) if self.opt else None
@@ -636,7 +650,7 @@ class Learner:
             else:
                 self.opt = None
             torch.set_rng_state(rng)
-        from .lr_find import plot_lr_find, valley
+        from quicklearn.train.lr_find import plot_lr_find, valley
 
         suggestion = valley(lrs, losses)
         path = plot_lr_find(lrs, losses, suggestion, plot) if plot else None
@@ -644,42 +658,29 @@ class Learner:
 
     # ---- reporting -----------------------------------------------------------------------------
     def summary(self) -> str:
-        from .summary import model_summary
+        from quicklearn.train.summary import model_summary
 
         return model_summary(self)
 
     def plot_curves(self, path: str | Path = "training_curves.png") -> Path | None:
         """Save losses, validation metrics and every step's learning rate as a PNG (None before any epoch)."""
-        from ..plots import plot_history
+        from quicklearn.analysis.plots import plot_history
 
         return plot_history(self.history, path, self.recorder.trace)
 
     def export(self, path: str | Path, thresh: float | dict[str, float] | None = None) -> Path:
         """Write a self-contained model directory (safetensors weights + JSON config); see `quicklearn.load`.
         thresh: a multi-label model's threshold(s), a float or {label: float}, e.g. `fit_thresholds(learn)`."""
-        from ..export import export_learner
+        from quicklearn.serving.folder import export_learner
 
         return export_learner(self, path, thresh=thresh)
 
     def show_results(self, path: str | Path = "results.png", n: int = 12) -> Path:
-        """Save a PNG grid of validation images titled predicted/actual (green right, red wrong)."""
-        from ..interpretation import show_results
+        """Save a PNG grid of validation items titled predicted/actual (green right, red wrong), where the data
+        has pictures; other data says what to use instead."""
+        return self.dls.show_results(self, path, n)
 
-        return show_results(self, path, n)
-
-    @torch.inference_mode()
     def tta(self, dl: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Test-time augmentation over the validation set (or an image `dl`): like `get_preds`, averaged over
-        flips and a zoomed crop (see `quicklearn.tta`); the outputs decode and score as `get_preds`' do."""
-        from ..tta import tta_outputs
-
-        dl = dl or self.dls.valid
-        if not hasattr(dl, "pipeline") or not hasattr(dl, "images"):
-            raise ConfigError("tta() needs an image loader (flips and crops of images); tables and texts have no views.")
-        self.model.eval()
-        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-            preds = tta_outputs(self.forward, dl.images, dl.pipeline, self.kind, bs=dl.bs, device=self.device,
-                                channels_last=self.channels_last)
-        if self.kind == "regression":
-            preds = preds.flatten() * self.y_std + self.y_mean
-        return preds, dl.targets.cpu()
+        """Test-time augmentation over the validation set (or `dl`): like `get_preds`, averaged over fixed views
+        (for images: flips and a zoomed crop); the outputs decode and score as `get_preds`' do."""
+        return self.dls.tta(self, dl or self.dls.valid)

@@ -6,11 +6,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..plots import save_figure
-from ..progress import progress
+from quicklearn.analysis.plots import save_figure
+from quicklearn.core.progress import progress
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from quicklearn.train.learner import Learner
 
 __all__ = ["run_lr_find", "valley", "plot_lr_find", "lr_find_figure"]
 

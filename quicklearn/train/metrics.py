@@ -11,9 +11,9 @@ from typing import Callable
 
 import torch
 
-from ..errors import ConfigError
+from quicklearn.core.errors import ConfigError
 
-__all__ = ["METRICS", "KIND_METRICS", "get_metric", "default_metrics", "GREATER_IS_BETTER"]
+__all__ = ["METRICS", "KIND_METRICS", "get_metric", "default_metrics", "GREATER_IS_BETTER", "accuracy", "error_rate", "top_k_accuracy", "f1_macro", "auroc", "accuracy_multi", "f1_multi", "rmse", "mae"]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 

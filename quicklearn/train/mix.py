@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from quicklearn.core.errors import ConfigError
 
 __all__ = ["soft_targets", "mixup", "cutmix", "cutmix_box", "box_area", "BatchMixer"]
 

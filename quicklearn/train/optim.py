@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from quicklearn.core.errors import ConfigError
 
 __all__ = ["make_optimizer", "group_lrs"]
 

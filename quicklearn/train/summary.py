@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from quicklearn.train.learner import Learner
 
 __all__ = ["model_summary"]
 

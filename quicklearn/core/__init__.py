@@ -1,0 +1,1 @@
+"""Plumbing every layer uses and that uses nothing above it: errors, atomic files, the cache folder, progress bars, process settings, test fault hooks, safe tensor loading, hub reachability, torch.distributed and the torchrun launcher."""

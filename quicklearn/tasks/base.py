@@ -1,0 +1,171 @@
+"""The Task interface: one kind of problem quicklearn trains, as one object that the rest of the package asks.
+
+A task says how to recognise its data (`detect`), which recipe it reads (`recipe`, built from the shared
+sections in config/sections.py), how it builds its Learner (`build`), what its model folder holds and how to
+load it back (`load`; the data's own part of config.json comes from its DataLoaders), how to interpret,
+evaluate and export it, and which `quicklearn train` options and which commands are its own. The registry
+(tasks/registry.py) finds tasks by name or by data; nothing outside tasks/ names one.
+
+A method a task leaves out answers with one line saying that this task has no such thing.
+
+    class ToyTask(Task):
+        name, summary, recipe = "toy", "numbers in, a class out", ToyRecipe
+        def build(self, recipe, *, path, progress, cbs): return toy_learner(recipe.data.path, ...)
+        def load(self, folder, config, state, device): return ToyPredictor(...)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+from quicklearn.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+    from quicklearn.analysis.interpretation import Interpretation
+    from quicklearn.config.sections import Recipe
+    from quicklearn.train.callbacks.base import Callback
+    from quicklearn.train.learner import Learner
+
+__all__ = ["Task", "Option", "OnnxSpec", "Predicted"]
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `quicklearn train` option: its flag, the recipe key it sets, its help, and how its value is read.
+
+    type: str, int, float, or bool for a flag that is on when given. parse: the command-line text -> the recipe
+    value (e.g. comma-separated names -> a list). Options shared by every task live in cli/options.py; a task's
+    own go in its `options`, and the CLI refuses them for any other task."""
+
+    flag: str
+    key: str
+    help: str
+    type: type = str
+    parse: Callable[[Any], Any] | None = None
+    short: str | None = None
+
+    @property
+    def param(self) -> str:
+        """The option's name as a Python identifier (`--freeze-epochs` -> `freeze_epochs`)."""
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def value(self, raw: Any) -> Any:
+        """The recipe value of what was typed."""
+        return self.parse(raw) if self.parse is not None and raw is not None else raw
+
+
+@dataclass
+class OnnxSpec:
+    """What a task exports to ONNX: the module to trace, an example input (its batch axis is made dynamic), the
+    input's name, the output names, the metadata that describes them, and for the parity check a random input
+    maker and the outputs the task's own predictor gives (a wrong wrapper shows up as a difference)."""
+
+    module: "torch.nn.Module"
+    example: "torch.Tensor"
+    input_name: str
+    output_names: list[str]
+    meta: dict[str, Any]
+    random_input: Callable[[int, "torch.Generator"], "torch.Tensor"]
+    reference: Callable[["torch.Tensor"], list["torch.Tensor"]]
+
+
+@dataclass
+class Predicted:
+    """What `quicklearn predict` shows of one call: the predictions as a table, and the columns of it that the
+    terminal table shows (the full frame goes to --out / --format csv|json)."""
+
+    frame: "pd.DataFrame"
+    shown: list[str] = field(default_factory=list)
+    index_label: str | None = None  # show the frame's row numbers under this heading
+
+
+class Task:
+    """Base class of a task: subclass it, set the class attributes, implement `build` and `load`; the rest is
+    optional. Register the object: one line in tasks/registry.py for a built-in task, or the entry point group
+    `quicklearn.tasks` for a package's own (see docs/ARCHITECTURE.md, "How to add a task")."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    recipe: ClassVar[type["Recipe"]]
+    items: ClassVar[str] = "items"  # how messages count the data: images, rows, texts
+    noun: ClassVar[str] = "this task"  # how messages name the task's data: "--ema is for images"
+    detect_order: ClassVar[int] = 50  # task inference asks the tasks by ascending order
+    fallback: ClassVar[bool] = False  # claims any data it can read; only chosen when no other task claims it
+    options: ClassVar[Sequence[Option]] = ()
+
+    # ---- recognising data --------------------------------------------------------------------------------
+    def detect(self, data: Path) -> str | None:
+        """Why `data` (an existing file or folder) is this task's, in a few words; None when it is not. May raise
+        a ConfigError when the data could be this task's or another's and the user must say which (the registry
+        raises it only when no other task claims the data)."""
+        return None
+
+    def default_data(self) -> str | None:
+        """The data `quicklearn train` uses when given none (a bundled sample), or None."""
+        return None
+
+    # ---- training -----------------------------------------------------------------------------------------
+    def check(self, recipe: "Recipe") -> None:
+        """Refuse a recipe that cannot run before anything is announced or read (a typo in an architecture)."""
+
+    def describe(self, recipe: "Recipe", out: Path) -> str:
+        """The one line `quicklearn train` prints before it starts."""
+        return f"training a {self.name} model on {recipe.data.path} -> {out}"  # type: ignore[attr-defined]
+
+    def build(self, recipe: "Recipe", *, path: Path | None, progress: bool | None, cbs: Sequence["Callback"]) -> "Learner":
+        """The Learner the recipe describes, through the same Python API a user calls."""
+        raise NotImplementedError
+
+    def fit_kwargs(self, recipe: "Recipe", learn: "Learner") -> dict[str, Any]:
+        """The keyword arguments of `Learner.fine_tune` the recipe's fit section says."""
+        return recipe.fit.model_dump()
+
+    # ---- the model folder -----------------------------------------------------------------------------------
+    def load(self, folder: Path, config: dict, state: dict[str, "torch.Tensor"], device: "str | torch.device") -> Any:
+        """The predictor of a model folder this task wrote: config.json and the verified weights are read."""
+        raise NotImplementedError
+
+    # ---- using a model ----------------------------------------------------------------------------------------
+    def predict_inputs(self, predictor: Any, inputs: list[str], *, thresh: Any = None, tta: bool = False) -> Predicted:
+        """What `quicklearn predict MODEL INPUTS...` prints or writes."""
+        raise self._refuse("predicting from the command line")
+
+    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, float]:
+        """The model's loss and metrics on labelled data it has not seen (`quicklearn evaluate`)."""
+        raise self._refuse("evaluate")
+
+    def interpret_learner(self, learn: "Learner") -> "Interpretation":
+        """The Interpretation of a trained Learner's validation set."""
+        raise self._refuse("interpret")
+
+    def interpret_model(self, predictor: Any, data: Any, y: str | None) -> "Interpretation":
+        """The Interpretation of a loaded model on labelled `data`."""
+        raise self._refuse("interpret")
+
+    def onnx(self, predictor: Any) -> OnnxSpec:
+        """What to export to ONNX; a task without an ONNX form says why and what to do instead."""
+        raise self._refuse("ONNX export")
+
+    def show_batch(self, recipe: "Recipe", out: Path, n: int) -> str:
+        """Show a few training examples as the model sees them: write `out` (or print them) and say what was done."""
+        raise self._refuse("show-batch")
+
+    # ---- the command line -------------------------------------------------------------------------------------
+    def commands(self) -> list[Any]:
+        """typer apps of this task's own commands (e.g. `quicklearn weights ...`); added to `quicklearn`."""
+        return []
+
+    def info(self) -> list[tuple[str, str]]:
+        """Rows for `quicklearn info` (e.g. which offline weights are installed)."""
+        return []
+
+    def _refuse(self, what: str) -> ConfigError:
+        return ConfigError(f"{what} is not available for {self.name} models.")
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"

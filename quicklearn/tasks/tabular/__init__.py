@@ -1,0 +1,1 @@
+"""Tables: column roles, fitted pre-processing, embeddings + MLP, the table predictor, permutation importance and ONNX."""

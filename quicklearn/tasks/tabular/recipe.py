@@ -1,0 +1,69 @@
+"""The tabular recipe: its data, model, training and fit sections (they mirror `tabular_learner`'s keywords)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from quicklearn.config.sections import (
+    DataSection,
+    FitSection,
+    Recipe,
+    Section,
+    TrainingSection,
+    section_kwargs,
+)
+
+__all__ = ["TabularData", "TabularModelSection", "TabularTraining", "TabularFit", "TabularRecipe", "learner_kwargs"]
+
+
+class TabularData(DataSection):
+    path: str | None = Field(None, description="A CSV file.")
+    y: str | None = Field(None, description="The target column.")
+    kind: Literal["single", "regression"] | None = Field(None, description="Classification or regression (inferred when empty).")
+    cat_names: list[str] | None = Field(None, description="Columns to treat as categorical (the rest inferred).")
+    cont_names: list[str] | None = Field(None, description="Columns to treat as continuous (the rest inferred).")
+    drop: list[str] = Field([], description="Columns to leave out.")
+    date_parts: bool = Field(False, description="Split date columns into year, month, day of week and elapsed days.")
+    splitter: str = Field("auto", pattern=r"^(auto|random|stratified|column:.+|time:.+)$",
+                          description="auto | random | stratified | column:NAME (a boolean column) | time:NAME (latest rows validate).")
+    valid_pct: float = Field(0.2, gt=0, lt=1)
+
+
+class TabularModelSection(Section):
+    layers: list[Annotated[int, Field(ge=1)]] = Field([200, 100], description="Hidden layer sizes of the MLP.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    embed_dropout: float = Field(0.0, ge=0, lt=1)
+    y_range: list[float] | Literal["auto"] | None = Field(None, description="Regression: squash outputs into [lo, hi], or auto.")
+
+
+class TabularTraining(TrainingSection):
+    """The shared training fields, with a table's defaults: batch size by table size, fp32, balanced weights."""
+
+    bs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", description="Rows per batch; auto: 64, more on big tables.")
+    class_weights: list[float] | Literal["balanced"] | None = None
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
+
+
+class TabularFit(FitSection):
+    epochs: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto", description="Epochs of one-cycle training; auto: 5, or more for at least 50 steps on small tables.")
+    base_lr: float = Field(5e-2, gt=0, description="Twice the peak learning rate (fine_tune halves it).")
+    freeze_epochs: int = Field(0, ge=0, description="Nothing to freeze in a table model: 0.")
+
+
+class TabularRecipe(Recipe):
+    task: Literal["tabular"]
+    data: TabularData = TabularData()
+    model: TabularModelSection = TabularModelSection()
+    training: TabularTraining = TabularTraining()
+    fit: TabularFit = TabularFit()
+
+
+def learner_kwargs(recipe: TabularRecipe) -> dict[str, Any]:
+    """The keyword arguments of `tabular_learner` that the recipe's data, model and training sections say."""
+    kw = section_kwargs(recipe.data, recipe.model, recipe.training)
+    if isinstance(kw.get("y_range"), list):
+        kw["y_range"] = tuple(kw["y_range"])
+    return kw

@@ -1,0 +1,106 @@
+"""The tabular task: a CSV or DataFrame and a target column -> column roles -> embeddings + MLP. It is the
+fallback of task inference: any CSV that no other task claims is a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from quicklearn.core.errors import ConfigError
+from quicklearn.tasks.base import OnnxSpec, Option, Predicted, Task
+from quicklearn.tasks.tabular.recipe import TabularRecipe, learner_kwargs
+
+if TYPE_CHECKING:
+    import torch
+
+    from quicklearn.analysis.interpretation import Interpretation
+    from quicklearn.train.callbacks.base import Callback
+    from quicklearn.train.learner import Learner
+
+__all__ = ["TabularTask", "TASK"]
+
+
+def _names(value: str | None) -> list[str] | None:
+    """Comma-separated column names -> a list."""
+    return None if value is None else [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+class TabularTask(Task):
+    name = "tabular"
+    summary = "tables: classification and regression on a CSV's columns (embeddings + MLP)"
+    recipe = TabularRecipe
+    items = "rows"
+    noun = "tables"
+    detect_order = 90
+    fallback = True
+    options = (
+        Option("--cat", "data.cat_names", "Tables: comma-separated columns to treat as categorical.", parse=_names),
+        Option("--cont", "data.cont_names", "Tables: comma-separated columns to treat as continuous.", parse=_names),
+        Option("--drop", "data.drop", "Tables: comma-separated columns to leave out.", parse=_names),
+        Option("--date-parts", "data.date_parts", "Tables: use date columns as year/month/day of week/elapsed.", bool),
+    )
+
+    def detect(self, data: Path) -> str | None:
+        if data.is_file() and data.suffix.lower() in (".csv", ".tsv", ".txt"):
+            return "no image-path or long free-text column"
+        return None
+
+    def check(self, recipe: TabularRecipe) -> None:  # type: ignore[override]
+        if not recipe.data.y:
+            raise ConfigError("tabular data needs its target column: give --target COLUMN or set data.y in the recipe.")
+
+    def describe(self, recipe: TabularRecipe, out: Path) -> str:  # type: ignore[override]
+        return (f"training a tabular model on {recipe.data.path}, target {recipe.data.y!r}, "
+                f"{recipe.fit.epochs} epochs, batch size {recipe.training.bs} -> {out}")
+
+    def build(self, recipe: TabularRecipe, *, path: Path | None, progress: bool | None,  # type: ignore[override]
+              cbs: Sequence["Callback"]) -> "Learner":
+        from quicklearn.tasks.tabular.learner import tabular_learner
+
+        return tabular_learner(recipe.data.path, path=path, progress=progress, cbs=cbs,
+                               recipe=recipe.model_dump(mode="json"), **learner_kwargs(recipe))
+
+    def fit_kwargs(self, recipe: TabularRecipe, learn: "Learner") -> dict[str, Any]:  # type: ignore[override]
+        kw = recipe.fit.model_dump()
+        if kw["epochs"] == "auto":
+            from quicklearn.tasks.tabular.learner import auto_epochs
+
+            kw["epochs"] = auto_epochs(learn.dls)
+        return kw
+
+    def load(self, folder: Path, config: dict, state: dict[str, "torch.Tensor"], device: Any) -> Any:
+        from quicklearn.tasks.tabular.predictor import TabularPredictor
+
+        return TabularPredictor.from_files(folder, config, state, device)
+
+    def predict_inputs(self, predictor: Any, inputs: list[str], *, thresh: Any = None, tta: bool = False) -> Predicted:
+        from quicklearn.serving.predictor import predict_csv_files
+
+        return predict_csv_files(predictor, inputs, thresh=thresh, tta=tta)
+
+    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, float]:
+        from quicklearn.analysis.labelled import labelled_rows, score
+        from quicklearn.tasks.tabular.data import _cat_key
+
+        if tta:
+            raise ConfigError("--tta is for image models; a table has no views to average.")
+        frame, where, _, targets = labelled_rows(predictor, data, y, _cat_key)
+        return score(predictor, predictor.raw(frame, where), targets)
+
+    def interpret_learner(self, learn: "Learner") -> "Interpretation":
+        from quicklearn.tasks.tabular.interpret import interpret_learner
+
+        return interpret_learner(learn)
+
+    def interpret_model(self, predictor: Any, data: Any, y: str | None) -> "Interpretation":
+        from quicklearn.tasks.tabular.interpret import interpret_model
+
+        return interpret_model(predictor, data, y)
+
+    def onnx(self, predictor: Any) -> OnnxSpec:
+        from quicklearn.tasks.tabular.onnx import onnx_spec
+
+        return onnx_spec(predictor)
+
+
+TASK = TabularTask()

@@ -1,0 +1,55 @@
+"""The deterministic image pipeline shared by training, validation, prediction and export.
+
+decode -> Resize(presize, mode) on the CPU (cached) -> on the device: center resize to `size` -> normalize.
+It is a plain dataclass that round-trips through JSON, so an exported model predicts exactly as validation did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from quicklearn.tasks.vision.augment import Normalize, resize_batch
+from quicklearn.tasks.vision.images import decode_image
+from quicklearn.tasks.vision.transforms import Resize, ResizeMode
+
+__all__ = ["ImagePipeline", "default_presize"]
+
+
+def default_presize(size: int) -> int:
+    """Pre-size 1/0.875 of the training size (224 -> 256), the usual ImageNet crop ratio, so crops keep detail."""
+    return int(round(size / 0.875))
+
+
+@dataclass(frozen=True)
+class ImagePipeline:
+    size: int
+    presize: int
+    resize_mode: ResizeMode
+    channels: int
+    normalize: Normalize
+
+    def item(self, img: torch.Tensor) -> torch.Tensor:
+        """uint8 (C,H,W) of any size -> uint8 (C, presize, presize)."""
+        return Resize(self.presize, self.resize_mode)(img)
+
+    def load(self, path: str | Path) -> torch.Tensor:
+        return self.item(decode_image(path, self.channels))
+
+    def valid_batch(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B,C,presize,presize) on any device -> normalized float (B,C,size,size)."""
+        return self.normalize(resize_batch(x, self.size))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["normalize"] = self.normalize.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ImagePipeline":
+        return cls(
+            size=int(d["size"]), presize=int(d["presize"]), resize_mode=d["resize_mode"],
+            channels=int(d["channels"]), normalize=Normalize.from_dict(d["normalize"]),
+        )

@@ -1,0 +1,132 @@
+"""A loaded image model: predict on paths, PIL images, arrays or tensors; and rebuilding one from its folder.
+
+    model = quicklearn.load("runs/photos")
+    model.predict("img.jpg")   # Prediction(label='bees', probability=0.97, probs={...})
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from quicklearn._version import __version__
+from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
+from quicklearn.core.progress import progress
+from quicklearn.serving.format import CONFIG
+from quicklearn.serving.predictor import (
+    Prediction,
+    Predictor,
+    decode_prediction,
+    load_state,
+)
+from quicklearn.serving.thresholds import Thresh
+from quicklearn.tasks.vision.images import UnreadableImage, decode_image, upright
+from quicklearn.tasks.vision.pipeline import ImagePipeline
+from quicklearn.tasks.vision.tta import tta_outputs
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+__all__ = ["ImagePredictor", "load_image_model"]
+
+
+def load_image_model(path: Path, config: dict, state: Mapping[str, torch.Tensor], device: str | torch.device) -> "ImagePredictor":
+    """The body named in config.json (no pretrained weights: the folder's own are loaded), our head, the weights."""
+    from quicklearn.tasks.vision.backbones import create_body
+    from quicklearn.tasks.vision.heads import Head, HeadConfig
+    from quicklearn.tasks.vision.model import TransferModel
+
+    made_by = config.get("quicklearn_version", "unknown")
+    m = config.get("model", {})
+    if missing := [k for k in ("arch", "n_out") if k not in m]:
+        raise QuicklearnError(f"{path / CONFIG}: 'model' has no {missing[0]!r}. Export the model again.")
+    try:
+        body, _ = create_body(m["arch"], weights=None, in_chans=int(m.get("in_chans", 3)))
+        model = TransferModel(body, Head(body.num_features, int(m["n_out"]), HeadConfig(**m.get("head", {}))))
+    except ConfigError as e:  # the only one create_body raises with weights=None: timm does not know the arch
+        raise QuicklearnError(f"{path / CONFIG}: model.arch: {e} (made by quicklearn {made_by}, this is {__version__}; "
+                              "a newer timm may have it).") from None
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise QuicklearnError(f"{path}: cannot rebuild the model (made by quicklearn {made_by}, this is {__version__}): {e}") from e
+    load_state(model, state, path)
+    return ImagePredictor(model, config, device)
+
+
+class ImagePredictor(Predictor):
+    """A loaded image model: predict on paths, PIL images or tensors, with the validation pipeline it trained with."""
+
+    def __init__(self, model: torch.nn.Module, config: dict, device: str | torch.device = "cpu"):
+        super().__init__(model, config, device)
+        self.pipeline = ImagePipeline.from_dict(config["pipeline"])
+
+    def _to_uint8(self, item: "str | Path | Image.Image | torch.Tensor | Any") -> torch.Tensor:
+        """A path, PIL image, numpy array or tensor (CHW or HWC; uint8, or float in [0, 1]) -> pre-sized uint8 CHW."""
+        from PIL import Image
+
+        channels = self.pipeline.channels
+        if isinstance(item, (str, Path)):
+            try:
+                return self.pipeline.item(decode_image(item, channels))
+            except UnreadableImage as e:
+                raise DataError(f"{e}. Check that the file is a readable image.") from None
+        if isinstance(item, Image.Image):  # as decode_image does: EXIF rotation, alpha on white, 16-bit scaled
+            arr = np.asarray(upright(item, channels), dtype=np.uint8)
+            return self.pipeline.item(torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1))
+        t = torch.tensor(item) if isinstance(item, np.ndarray) else item  # a copy: arrays from PIL are read-only
+        if not isinstance(t, torch.Tensor):
+            raise DataError(f"cannot predict on a {type(item).__name__}; give a path, a PIL image, an array or a tensor.")
+        t = t.detach().cpu()
+        if t.ndim == 2:
+            t = t[None]
+        if t.ndim != 3:
+            raise DataError(f"an image tensor must be (C, H, W) or (H, W, C); got shape {tuple(t.shape)}.")
+        if t.shape[0] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
+            t = t.permute(2, 0, 1)  # HWC (numpy/PIL order) -> CHW
+        if t.dtype != torch.uint8:
+            if t.is_floating_point() and (t.min() < 0 or t.max() > 1):
+                raise DataError(f"a float image tensor must hold values in [0, 1]; this one spans "
+                                f"[{float(t.min()):.3g}, {float(t.max()):.3g}]. Divide by 255, or pass uint8.")
+            t = (t.float() * 255).round().to(torch.uint8)
+        if t.shape[0] == 4:  # RGBA: composite on white, as training does
+            alpha = t[3:].float() / 255
+            t = (t[:3].float() * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
+        if t.shape[0] == 3 and channels == 1:
+            t = (t.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True).round().to(torch.uint8)
+        elif t.shape[0] == 1 and channels == 3:
+            t = t.expand(3, -1, -1)
+        return self.pipeline.item(t.contiguous())
+
+    @torch.no_grad()
+    def raw(self, items: Sequence[Any], bs: int = 64, tta: bool = False) -> torch.Tensor:
+        """Model outputs for `items` (logits; regression values in original units). tta: averaged over the views
+        of `quicklearn.tasks.vision.tta` (returned as log mean probabilities / logits of the mean, so they decode the same)."""
+        outs = []
+        with progress(None if len(items) > bs else False) as bar:  # thousands of files take a while on a CPU
+            task = bar.add_task("predicting" + (" (TTA)" if tta else ""), total=len(items), info="") if bar else None
+            for k in range(0, len(items), bs):
+                x = torch.stack([self._to_uint8(it) for it in items[k : k + bs]]).to(self.device)
+                if tta:
+                    outs.append(tta_outputs(self.model, x, self.pipeline, self.kind, bs=bs, device=self.device))
+                else:
+                    outs.append(self.model(self.pipeline.valid_batch(x)).float().cpu())
+                if bar:
+                    bar.advance(task, len(x))
+        out = torch.cat(outs) if outs else torch.empty(0)
+        if self.kind == "regression":
+            mean, std = self.config["target_stats"]
+            out = out.flatten() * std + mean
+        return out
+
+    def predict(self, items: Any, bs: int = 64, *, thresh: Thresh | None = None, tta: bool = False) -> Prediction | list[Prediction]:
+        """Predict one item (path, PIL image, (C,H,W) tensor) or a list of them (batched).
+        thresh: multi-label threshold(s) for this call, a float or {label: float} over the model's own.
+        tta: average the predictions of four fixed views (flips and a zoomed crop, see `quicklearn.tasks.vision.tta`)."""
+        thresholds = self.thresholds(thresh)
+        single = not isinstance(items, (list, tuple))
+        batch = [items] if single else list(items)
+        out = self.raw(batch, bs, tta=tta)
+        preds = [decode_prediction(o, self.kind, self.classes, thresholds) for o in out]
+        return preds[0] if single else preds
