@@ -14,13 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from quicklearn._version import __version__
-from quicklearn.core.errors import (
-    ConfigError,
-    DataError,
-    QuicklearnError,
-    TrainingError,
-    WeightsError,
-)
+from quicklearn.core.errors import ConfigError, DataError, QuicklearnError, TrainingError, WeightsError
 
 # public name -> the module that defines it
 _EXPORTS: dict[str, str] = {

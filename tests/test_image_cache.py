@@ -12,12 +12,7 @@ import torch
 from conftest import write_image
 
 from quicklearn.tasks.vision.augment import Normalize
-from quicklearn.tasks.vision.cache import (
-    cache_key,
-    cached_images,
-    clear_image_cache,
-    image_cache_dir,
-)
+from quicklearn.tasks.vision.cache import cache_key, cached_images, clear_image_cache, image_cache_dir
 from quicklearn.tasks.vision.data import image_dataloaders
 from quicklearn.tasks.vision.pipeline import ImagePipeline
 

@@ -23,12 +23,7 @@ from typer.testing import CliRunner
 import quicklearn as ql
 from quicklearn.analysis.evaluate import evaluate_model
 from quicklearn.core.errors import ConfigError
-from quicklearn.core.launch import (
-    equivalent_command,
-    launch,
-    processes_for,
-    torchrun_command,
-)
+from quicklearn.core.launch import equivalent_command, launch, processes_for, torchrun_command
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

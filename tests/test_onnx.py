@@ -17,12 +17,7 @@ from quicklearn_cli.app import app
 from typer.testing import CliRunner
 
 import quicklearn as ql
-from quicklearn.serving.onnx import (
-    METADATA_KEY,
-    check_parity,
-    describe_onnx,
-    onnx_spec_of,
-)
+from quicklearn.serving.onnx import METADATA_KEY, check_parity, describe_onnx, onnx_spec_of
 
 ort = pytest.importorskip("onnxruntime")
 

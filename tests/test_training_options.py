@@ -14,14 +14,7 @@ import quicklearn as ql
 from quicklearn.config.schema import parse_recipe
 from quicklearn.core.errors import ConfigError
 from quicklearn.tasks.vision.recipe import learner_kwargs
-from quicklearn.train.mix import (
-    BatchMixer,
-    box_area,
-    cutmix,
-    cutmix_box,
-    mixup,
-    soft_targets,
-)
+from quicklearn.train.mix import BatchMixer, box_area, cutmix, cutmix_box, mixup, soft_targets
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

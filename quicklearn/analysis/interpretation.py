@@ -78,6 +78,18 @@ class Interpretation:
         return cls(kind, preds, targets.long() if kind == "single" else targets.float(),
                    list(classes) if classes else None, list(items) if items is not None else None, thresh)
 
+    @classmethod
+    def from_learner(cls, learn: Any, order: torch.Tensor | None = None) -> "Interpretation":
+        """A trained Learner's outputs and targets over its validation set. order: the item each output row is, for
+        a loader that batches out of the set's order (texts run sorted by length); rows come back in set order."""
+        preds, targets = learn.get_preds(learn.dls.valid)
+        if order is not None:
+            unsorted_preds, unsorted_targets = torch.empty_like(preds), torch.empty_like(targets)
+            unsorted_preds[order], unsorted_targets[order] = preds, targets
+            preds, targets = unsorted_preds, unsorted_targets
+        vocab = learn.dls.vocab
+        return cls.from_preds(preds, targets, vocab.classes if vocab else None, learn.kind)
+
     def __len__(self) -> int:
         return len(self.preds)
 

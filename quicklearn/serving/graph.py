@@ -10,7 +10,7 @@ import torch
 
 from quicklearn._version import __version__
 
-__all__ = ["outputs", "output_names", "target_stats", "base_meta", "export_copy"]
+__all__ = ["outputs", "output_names", "target_stats", "base_meta", "export_copy", "predictor_outputs"]
 
 
 def outputs(out: torch.Tensor, kind: str, stats: tuple[float, float] | None) -> tuple[torch.Tensor, ...]:
@@ -41,3 +41,12 @@ def base_meta(predictor: Any) -> dict[str, Any]:
 def export_copy(model: torch.nn.Module) -> torch.nn.Module:
     """A float32 CPU copy of the network in eval mode, so exporting never moves or changes the predictor's."""
     return copy.deepcopy(model).float().cpu().eval()
+
+
+def predictor_outputs(predictor: Any, model_input: torch.Tensor) -> list[torch.Tensor]:
+    """What the predictor's own network gives for a model input, as the graph's outputs: the parity check's
+    reference (it runs the predictor's code path, not the serving wrapper's, so a wrong wrapper shows up)."""
+    with torch.no_grad():
+        out = predictor.model(model_input.to(predictor.device)).float().cpu()
+    kind = predictor.kind
+    return [o.flatten() if kind == "regression" else o for o in outputs(out, kind, target_stats(predictor.config))]

@@ -13,13 +13,7 @@ import torch
 
 from quicklearn.core.errors import ConfigError, QuicklearnError
 from quicklearn.serving.format import CONFIG, WEIGHTS
-from quicklearn.serving.thresholds import (
-    DEFAULT_THRESH,
-    Thresh,
-    check_thresh,
-    label_thresh,
-    merge_thresh,
-)
+from quicklearn.serving.thresholds import DEFAULT_THRESH, Thresh, check_thresh, label_thresh, merge_thresh
 
 if TYPE_CHECKING:
     from quicklearn.tasks.base import Predicted

@@ -31,21 +31,10 @@ from quicklearn.train.callbacks.checkpoint import Checkpoint
 from quicklearn.train.callbacks.history import HistoryLogger
 from quicklearn.train.callbacks.progress import ProgressCallback
 from quicklearn.train.callbacks.recorder import LRRecorder
-from quicklearn.train.metrics import (
-    GREATER_IS_BETTER,
-    KIND_METRICS,
-    default_metrics,
-    get_metric,
-)
+from quicklearn.train.metrics import GREATER_IS_BETTER, KIND_METRICS, default_metrics, get_metric
 from quicklearn.train.mix import BatchMixer
 from quicklearn.train.optim import group_lrs, make_optimizer
-from quicklearn.train.schedules import (
-    Schedule,
-    constant,
-    flat_cos,
-    momentum_cycle,
-    one_cycle,
-)
+from quicklearn.train.schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
 
 __all__ = ["Learner", "LRFindResult", "resolve_device", "amp_dtype"]
 

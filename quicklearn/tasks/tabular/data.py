@@ -35,13 +35,7 @@ import torch
 from quicklearn.core.errors import DataError
 from quicklearn.data.frames import check_column
 from quicklearn.data.labels import TargetKind, Vocab
-from quicklearn.data.loaders import (
-    LoaderPair,
-    n_batches,
-    shard_batches,
-    sharded_len,
-    tensor_keys,
-)
+from quicklearn.data.loaders import LoaderPair, n_batches, shard_batches, sharded_len, tensor_keys
 
 __all__ = ["ColumnRoles", "infer_roles", "TabularProcessor", "TabularLoader", "TabularDataLoaders", "tabular_target", "UNKNOWN", "MISSING"]
 

@@ -9,11 +9,7 @@ import torch
 from quicklearn.analysis.interpretation import Interpretation
 from quicklearn.analysis.labelled import labelled_rows
 from quicklearn.tasks.tabular.data import MISSING, UNKNOWN, _cat_key
-from quicklearn.tasks.tabular.importance import (
-    importance_label,
-    learner_importance,
-    predictor_importance,
-)
+from quicklearn.tasks.tabular.importance import importance_label, learner_importance, predictor_importance
 
 if TYPE_CHECKING:
     from quicklearn.tasks.tabular.predictor import TabularPredictor
@@ -24,10 +20,9 @@ __all__ = ["interpret_learner", "interpret_model", "row_descriptions"]
 
 def interpret_learner(learn: "Learner") -> Interpretation:
     """The validation rows of a trained table Learner, described as column=value, with feature importance."""
-    dls, dl = learn.dls, learn.dls.valid
-    preds, targets = learn.get_preds(dl)
-    interp = Interpretation.from_preds(preds, targets, dls.vocab.classes if dls.vocab else None, learn.kind)
-    interp.items = row_descriptions(dls.processor, dl.x.cpu())
+    dls = learn.dls
+    interp = Interpretation.from_learner(learn)
+    interp.items = row_descriptions(dls.processor, dls.valid.x.cpu())
     interp.importance = lambda n_repeats, seed: learner_importance(learn, n_repeats, seed)
     interp.importance_label = importance_label(learn.kind)
     interp.target_name = dls.y

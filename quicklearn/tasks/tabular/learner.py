@@ -21,12 +21,7 @@ from quicklearn.core.progress import console
 from quicklearn.data.frames import drop_rows_without, read_frame
 from quicklearn.data.labels import TargetKind, Targets, Vocab, target_stats
 from quicklearn.data.sources import table_source
-from quicklearn.data.split import (
-    ColumnSplitter,
-    Splitter,
-    check_split,
-    resolve_tabular_splitter,
-)
+from quicklearn.data.split import ColumnSplitter, Splitter, check_split, resolve_tabular_splitter
 from quicklearn.tasks.tabular.data import (
     TabularDataLoaders,
     TabularLoader,

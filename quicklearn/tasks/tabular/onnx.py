@@ -8,13 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from quicklearn.serving.graph import (
-    base_meta,
-    export_copy,
-    output_names,
-    outputs,
-    target_stats,
-)
+from quicklearn.serving.graph import base_meta, export_copy, output_names, outputs, predictor_outputs, target_stats
 from quicklearn.tasks.base import OnnxSpec
 
 if TYPE_CHECKING:
@@ -57,9 +51,7 @@ def onnx_spec(predictor: "TabularPredictor") -> OnnxSpec:
 
     def reference(x: torch.Tensor) -> list[torch.Tensor]:
         """TabularPredictor.raw after its transform."""
-        with torch.no_grad():
-            out = predictor.model(x.to(predictor.device)).float().cpu()
-        return [o.flatten() if kind == "regression" else o for o in outputs(out, kind, target_stats(predictor.config))]
+        return predictor_outputs(predictor, x)
 
     return OnnxSpec(module, random_input(2, torch.Generator().manual_seed(0)), "features", output_names(kind), meta,
                     random_input, reference)

@@ -15,12 +15,7 @@ import torch
 
 from quicklearn.core.errors import DataError, QuicklearnError
 from quicklearn.data.frames import read_frame
-from quicklearn.serving.predictor import (
-    Prediction,
-    Predictor,
-    decode_prediction,
-    load_state,
-)
+from quicklearn.serving.predictor import Prediction, Predictor, decode_prediction, load_state
 from quicklearn.tasks.tabular.data import ColumnRoles, TabularProcessor
 from quicklearn.tasks.tabular.model import TabularModel
 

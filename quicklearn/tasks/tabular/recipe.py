@@ -6,14 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from quicklearn.config.sections import (
-    DataSection,
-    FitSection,
-    Recipe,
-    Section,
-    TrainingSection,
-    section_kwargs,
-)
+from quicklearn.config.sections import DataSection, FitSection, Recipe, Section, TrainingSection, section_kwargs
 
 __all__ = ["TabularData", "TabularModelSection", "TabularTraining", "TabularFit", "TabularRecipe", "learner_kwargs"]
 

@@ -21,10 +21,7 @@ __all__ = ["interpret_learner", "interpret_model"]
 def interpret_learner(learn: "Learner") -> Interpretation:
     """The validation texts of a trained Learner, in the set's own order (its batches run sorted by length)."""
     dls, dl = learn.dls, learn.dls.valid
-    preds, targets = learn.get_preds(dl)
-    order = torch.cat(dl.batches())
-    preds, targets = _unsort(preds, order), _unsort(targets, order)
-    interp = Interpretation.from_preds(preds, targets, dls.vocab.classes if dls.vocab else None, learn.kind)
+    interp = Interpretation.from_learner(learn, order=torch.cat(dl.batches()))
     interp.items = [dls.tokenizer.decode(ids, skip_special_tokens=True) for ids in dl.ids]
     interp.target_name = dls.y
     return interp
@@ -41,9 +38,3 @@ def interpret_model(predictor: "TextPredictor", data: Any, y: str | None) -> Int
                                        predictor.config.get("thresh", 0.5))
     interp.target_name = col
     return interp
-
-
-def _unsort(values: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    out = torch.empty_like(values)
-    out[order] = values
-    return out

@@ -27,12 +27,7 @@ from quicklearn.tasks.text.data import (
     text_separator,
     tokenize,
 )
-from quicklearn.tasks.text.model import (
-    DEFAULT_TEXT_ARCH,
-    Pooling,
-    TextModel,
-    load_encoder,
-)
+from quicklearn.tasks.text.model import DEFAULT_TEXT_ARCH, Pooling, TextModel, load_encoder
 from quicklearn.train.callbacks.base import Callback
 from quicklearn.train.learner import Learner, Precision
 

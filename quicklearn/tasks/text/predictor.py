@@ -15,12 +15,7 @@ import torch
 
 from quicklearn.core.errors import DataError, QuicklearnError
 from quicklearn.data.frames import read_frame
-from quicklearn.serving.predictor import (
-    Prediction,
-    Predictor,
-    decode_prediction,
-    load_state,
-)
+from quicklearn.serving.predictor import Prediction, Predictor, decode_prediction, load_state
 from quicklearn.tasks.text.data import TextLoader, join_texts, text_separator, tokenize
 from quicklearn.tasks.text.model import TextModel, encoder_from_folder
 

@@ -6,14 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from quicklearn.config.sections import (
-    DataSection,
-    FitSection,
-    Recipe,
-    Section,
-    TrainingSection,
-    section_kwargs,
-)
+from quicklearn.config.sections import DataSection, FitSection, Recipe, Section, TrainingSection, section_kwargs
 
 __all__ = ["TextData", "TextModelSection", "TextTraining", "TextFit", "TextRecipe", "learner_kwargs"]
 

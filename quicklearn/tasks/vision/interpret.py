@@ -24,8 +24,7 @@ __all__ = ["interpret_learner", "interpret_model", "show_results"]
 def interpret_learner(learn: "Learner") -> Interpretation:
     """The validation images of a trained Learner: their paths, and the images as validation saw them."""
     dls, dl = learn.dls, learn.dls.valid
-    preds, targets = learn.get_preds(dl)
-    interp = Interpretation.from_preds(preds, targets, dls.vocab.classes if dls.vocab else None, learn.kind)
+    interp = Interpretation.from_learner(learn)
     interp.items = list(dls.valid_paths)
     interp.images = lambda idx: dls.pipeline.normalize.denormalize(dl.make_batch(torch.tensor(idx))[0]).float().cpu()
     interp.target_name = str(((learn.config.get("recipe") or {}).get("data") or {}).get("y") or "label")

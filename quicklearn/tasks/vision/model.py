@@ -7,11 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from quicklearn.tasks.vision.backbones import (
-    DEFAULT_ARCH,
-    body_param_groups,
-    create_body,
-)
+from quicklearn.tasks.vision.backbones import DEFAULT_ARCH, body_param_groups, create_body
 from quicklearn.tasks.vision.heads import Head, HeadConfig
 
 __all__ = ["TransferModel", "build_model"]

@@ -8,13 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from quicklearn.serving.graph import (
-    base_meta,
-    export_copy,
-    output_names,
-    outputs,
-    target_stats,
-)
+from quicklearn.serving.graph import base_meta, export_copy, output_names, outputs, predictor_outputs, target_stats
 from quicklearn.tasks.base import OnnxSpec
 
 if TYPE_CHECKING:
@@ -56,10 +50,8 @@ def onnx_spec(predictor: "ImagePredictor") -> OnnxSpec:
         return torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=gen)
 
     def reference(x: torch.Tensor) -> list[torch.Tensor]:
-        """ImagePredictor.raw's own batch step (the pipeline's normalization, not the wrapper's)."""
-        with torch.no_grad():
-            out = predictor.model(p.valid_batch(x.to(predictor.device))).float().cpu()
-        return [o.flatten() if kind == "regression" else o for o in outputs(out, kind, target_stats(predictor.config))]
+        """ImagePredictor.raw's own batch step: the pipeline's normalization, not the wrapper's."""
+        return predictor_outputs(predictor, p.valid_batch(x.to(predictor.device)))
 
     return OnnxSpec(module, random_input(2, torch.Generator().manual_seed(0)), "image", output_names(kind), meta,
                     random_input, reference)

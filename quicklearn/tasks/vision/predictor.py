@@ -16,12 +16,7 @@ from quicklearn._version import __version__
 from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
 from quicklearn.core.progress import progress
 from quicklearn.serving.format import CONFIG
-from quicklearn.serving.predictor import (
-    Prediction,
-    Predictor,
-    decode_prediction,
-    load_state,
-)
+from quicklearn.serving.predictor import Prediction, Predictor, decode_prediction, load_state
 from quicklearn.serving.thresholds import Thresh
 from quicklearn.tasks.vision.images import UnreadableImage, decode_image, upright
 from quicklearn.tasks.vision.pipeline import ImagePipeline

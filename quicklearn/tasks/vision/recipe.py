@@ -7,13 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from quicklearn.config.sections import (
-    DataSection,
-    Recipe,
-    Section,
-    TrainingSection,
-    section_kwargs,
-)
+from quicklearn.config.sections import DataSection, Recipe, Section, TrainingSection, section_kwargs
 
 __all__ = ["VisionData", "AugmentSection", "VisionTransforms", "HeadSection", "VisionModel", "VisionTraining",
            "VisionRecipe", "learner_kwargs"]

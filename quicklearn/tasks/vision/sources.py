@@ -11,11 +11,7 @@ import pandas as pd
 from quicklearn.core.errors import DataError
 from quicklearn.core.progress import progress
 from quicklearn.data.sources import ItemSource, read_table
-from quicklearn.tasks.vision.images import (
-    IMAGE_EXTENSIONS,
-    image_problem,
-    looks_like_image,
-)
+from quicklearn.tasks.vision.images import IMAGE_EXTENSIONS, image_problem, looks_like_image
 
 __all__ = ["folder_source", "find_image_column", "csv_source", "image_source"]
 
