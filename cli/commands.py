@@ -210,16 +210,19 @@ def evaluate(model_dir: Path, data: str, target: str | None, fmt: str, console: 
     import quicklearn as ql
     from quicklearn.analysis.evaluate import evaluate_model
 
-    metrics = evaluate_model(ql.load(model_dir), data, y=target, tta=tta)
+    if fmt not in ("table", "json"):
+        raise ConfigError(f"--format {fmt!r}: use table or json.")
+    result = evaluate_model(ql.load(model_dir), data, y=target, tta=tta)
     if fmt == "json":
-        console.print_json(json.dumps(metrics))
+        console.print_json(json.dumps(result))
         return
-    console.print(f"{model_dir} evaluated on {data}{' with TTA' if tta else ''}", highlight=False, soft_wrap=True)
+    console.print(f"{model_dir} evaluated on {data}{' with TTA' if tta else ''} ({result['n']} items)",
+                  highlight=False, soft_wrap=True)
     table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for k, v in metrics.items():
-        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    for k, v in result["metrics"].items():
+        table.add_row(k, f"{v:.4f}")
     console.print(table)
 
 
@@ -231,9 +234,10 @@ def interpret(model_dir: Path, data: str, target: str | None, out_dir: Path | No
         raise ConfigError(f"--top-losses {top_losses}: list at least 1 item.")
     interp = ql.interpret(ql.load(model_dir), data, y=target)
     console.print(f"{model_dir} interpreted on {data} ({len(interp)} items)", highlight=False, soft_wrap=True)
-    if interp.kind in ("single", "multi"):
-        console.print(_frame_table(interp.per_class(), "per class" if interp.kind == "single" else "per label", index="class"))
-    if interp.kind == "single":
+    kind = interp.target_kind
+    if kind.classifier:
+        console.print(_frame_table(interp.per_class(), "per label" if kind.thresholded else "per class", index="class"))
+    if kind.classifier and not kind.thresholded:
         pairs = interp.most_confused()
         if pairs:
             shown = pairs[:15]
@@ -245,7 +249,7 @@ def interpret(model_dir: Path, data: str, target: str | None, out_dir: Path | No
             console.print(table)
         else:
             console.print("no confused pairs: every item is classified right", highlight=False)
-    if interp.kind == "regression":
+    if not kind.classifier:
         table = Table(title="regression")
         table.add_column("metric")
         table.add_column("value", justify="right")
@@ -257,7 +261,7 @@ def interpret(model_dir: Path, data: str, target: str | None, out_dir: Path | No
         console.print(_frame_table(fi, "permutation feature importance (3 shuffles per column)"))
     worst = interp.top_losses(top_losses)
     worst["item"] = [s if len(s) <= 80 else s[:79] + "…" for s in worst["item"]]
-    console.print(_frame_table(worst.drop(columns="probability") if interp.kind != "single" else worst,
+    console.print(_frame_table(worst if kind.classifier and not kind.thresholded else worst.drop(columns="probability"),
                                f"top {len(worst)} losses"))
     paths = interp.save(out_dir or model_dir / "interpretation", k=top_losses)
     console.print("wrote:", highlight=False)

@@ -187,7 +187,9 @@ def test_predict_a_csv_appends_prediction_columns(model_dir: Path, mnist: Path) 
     r = invoke("predict", model_dir, mnist / "labels.csv", "--out", preds)
     assert r.exit_code == 0, r.output
     source, result = pd.read_csv(mnist / "labels.csv"), pd.read_csv(preds)
-    assert list(result.columns) == [*source.columns, "prediction", "probability"]
+    # the input's own columns, then the prediction, its probability and one prob_<class> per class
+    assert list(result.columns) == [*source.columns, "prediction", "probability", "prob_3", "prob_7"]
+    assert (result["prob_3"] + result["prob_7"]).round(5).eq(1).all()
     pd.testing.assert_frame_equal(result[source.columns], source)
     assert set(result["prediction"].astype(str)) <= {"3", "7"}
     assert result["probability"].between(0.5, 1.0).all()
@@ -206,15 +208,15 @@ def test_predict_errors_are_one_line(model_dir: Path, tmp_path: Path) -> None:
 def test_evaluate_reproduces_the_validation_metrics(model_dir: Path, mnist: Path) -> None:
     r = invoke("evaluate", model_dir, "--data", mnist / "valid", "--format", "json")
     assert r.exit_code == 0, r.output
-    got = json.loads(r.stdout)
+    got = json.loads(r.stdout)  # {"n": ..., "metrics": {...}}, the same shape for every task
     valid = json.loads((model_dir / "metrics.json").read_text())["valid"]
-    assert got["n"] == 2 * N_VALID
-    assert got["accuracy"] == pytest.approx(valid["accuracy"], abs=1e-6)
-    assert got["loss"] == pytest.approx(valid["loss"], rel=1e-4)
+    assert set(got) == {"n", "metrics"} and got["n"] == 2 * N_VALID and set(got["metrics"]) == set(valid)
+    assert got["metrics"]["accuracy"] == pytest.approx(valid["accuracy"], abs=1e-6)
+    assert got["metrics"]["loss"] == pytest.approx(valid["loss"], rel=1e-4)
 
     r = invoke("evaluate", model_dir, "--data", mnist / "labels.csv", "--target", "label", "--format", "json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["accuracy"] == pytest.approx(valid["accuracy"], abs=1e-6)
+    assert json.loads(r.stdout)["metrics"]["accuracy"] == pytest.approx(valid["accuracy"], abs=1e-6)
 
     r = invoke("evaluate", model_dir, "--data", mnist / "valid")
     assert r.exit_code == 0 and "accuracy" in r.stdout
@@ -338,15 +340,15 @@ def test_evaluate_model_multi_label_and_regression_reproduce_validate(tmp_path: 
     table[table.is_valid].drop(columns="is_valid").to_csv(tmp_path / "valid.csv", index=False)
 
     # "red warm" always appears together, which reads as one label with a space: say multi-label explicitly
-    for y, kind, names in (("tags", "multi", {"loss", "accuracy_multi", "f1"}), ("value", "regression", {"rmse", "mae"})):
+    for y, kind, names in (("tags", "multi", {"loss", "accuracy_multi", "f1"}), ("value", "regression", {"loss", "rmse", "mae"})):
         learn = ql.vision_learner(tmp_path / "all.csv", y=y, kind=kind, weights=None, size=32, arch="resnet18",
                                   progress=False)
         learn.fit(1, 1e-3)
         expected = learn.validate()
         got = evaluate_model(ql.load(learn.export(tmp_path / f"model-{y}")), tmp_path / "valid.csv", y=y)
-        assert set(got) == names | {"n"} and got["n"] == 6
+        assert set(got) == {"n", "metrics"} and set(got["metrics"]) == names and got["n"] == 6
         for name in names:
-            assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), (y, name)
+            assert got["metrics"][name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), (y, name)
 
     bad = table.assign(tags=["purple"] + list(table.tags[1:]))
     bad.to_csv(tmp_path / "bad.csv", index=False)

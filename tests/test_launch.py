@@ -187,8 +187,8 @@ def test_gpus_2_reported_metrics_are_the_exported_models(two_process_run) -> Non
     metrics = json.loads((out / "metrics.json").read_text())["valid"]
     again = evaluate_model(ql.load(out), data / "valid")
     assert again["n"] == 9
-    assert again["loss"] == pytest.approx(metrics["loss"], abs=1e-4)
-    assert again["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+    assert again["metrics"]["loss"] == pytest.approx(metrics["loss"], abs=1e-4)
+    assert again["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
 
 
 def test_resume_under_torchrun_after_a_kill_gives_the_uninterrupted_run(split_folder: Path, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ import quicklearn as ql
 from quicklearn.analysis.evaluate import evaluate_model
 from quicklearn.analysis.thresholds import best_thresholds
 from quicklearn.data.labels import detect_delim, get_targets, split_labels
-from quicklearn.serving.thresholds import parse_thresh
+from quicklearn.data.thresholds import parse_thresh
 from quicklearn.tasks.vision.augment import AugmentConfig
 from quicklearn.tasks.vision.sources import csv_source
 from quicklearn.train.metrics import f1_multi
@@ -126,9 +126,9 @@ def test_multi_label_export_load_predict_round_trip(multi_learn, mosaics: Path, 
 
     ev = evaluate_model(model, mosaics.parent / "valid.csv", y="labels")
     expected = multi_learn.validate()
-    assert ev["n"] == N_VALID
+    assert ev["n"] == N_VALID and set(ev["metrics"]) == {"loss", "accuracy_multi", "f1"}
     for name in ("loss", "accuracy_multi", "f1"):
-        assert ev[name] == pytest.approx(expected[name], abs=2e-4), name
+        assert ev["metrics"][name] == pytest.approx(expected[name], abs=2e-4), name
 
 
 def _labels_by_rule(probs: dict[str, float], thresh: dict[str, float]) -> list[str]:
@@ -243,7 +243,8 @@ def test_regression_learns_well_below_the_mean_baseline(reg_learn, mosaics: Path
                                  "--target", "sevens", "--format", "json"])
     assert r.exit_code == 0, r.output
     ev = json.loads(r.stdout)
-    assert set(ev) == {"n", "rmse", "mae"} and ev["n"] == N_VALID
+    assert set(ev) == {"n", "metrics"} and set(ev["metrics"]) == {"loss", "rmse", "mae"} and ev["n"] == N_VALID
+    ev = ev["metrics"]
     assert ev["rmse"] == pytest.approx(metrics["rmse"], abs=1e-3) and ev["mae"] == pytest.approx(metrics["mae"], abs=1e-3)
 
 
@@ -266,7 +267,8 @@ def test_cli_train_then_predict_with_thresholds(mosaics: Path, tmp_path: Path, e
         rows = json.loads(r.stdout)
         expected = model.predict(paths, thresh=thresh)
         assert len(rows) == N_VALID and rows[0]["labels"] in ("3", "7", "3 7")  # the CSV's own columns are kept
-        assert [row["prediction"] for row in rows] == [" ".join(p.label) for p in expected], option
+        assert [row["prediction"] for row in rows] == [";".join(p.label) for p in expected], option  # labels joined by ;
+        assert "probability" not in rows[0] and {"prob_3", "prob_7"} <= set(rows[0])
 
     r = CliRunner().invoke(app, ["predict", str(out), str(valid), "--thresh", "9=0.3"])
     assert r.exit_code == 1 and "Traceback" not in r.output

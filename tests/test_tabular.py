@@ -152,7 +152,8 @@ def test_learner_trains_exports_and_predicts_unknown_and_missing(tmp_path, one_t
     one = model.predict({"a": np.nan, "b": "never seen", "c": 0.1})  # missing and unknown: no crash
     assert one.label in ("yes", "no") and sum(one.probs.values()) == pytest.approx(1.0)
     table = model.predict(valid_rows.drop(columns="y"))
-    assert {"y_pred", "y_prob", "prob_no", "prob_yes"} <= set(table.columns)
+    assert list(table.columns) == ["a", "b", "c", "prediction", "probability", "prob_no", "prob_yes"]
+    assert [p.label for p in model.predict(valid_rows.drop(columns="y").to_dict("records"))] == table["prediction"].tolist()
     with pytest.raises(DataError, match="column 'c' is missing"):
         model.predict({"a": 1.0, "b": "u"})
     with pytest.raises(DataError, match="column 'a' must be numeric.*'lots'"):
@@ -231,7 +232,8 @@ def test_cli_train_and_predict_on_titanic(titanic, tmp_path):
     assert r.exit_code == 0, r.stderr
     pred = pd.read_csv(tmp_path / "pred.csv")
     assert len(pred) == 25 and list(pred.columns[: len(test.columns)]) == list(test.columns)
-    assert set(pred["Survived_pred"]) <= {0, 1} and pred["Survived_prob"].between(0.5, 1).all()
+    assert list(pred.columns[len(test.columns):]) == ["prediction", "probability", "prob_0", "prob_1"]
+    assert set(pred["prediction"]) <= {0, 1} and pred["probability"].between(0.5, 1).all()
 
 
 def test_recipe_runs_end_to_end_on_titanic(titanic, tmp_path):

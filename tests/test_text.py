@@ -100,7 +100,8 @@ def test_export_load_parity_and_predict_strings(tiny_bert, tmp_path, one_thread)
     assert [p.label for p in preds][:2] == ["pos", "neg"] and all(abs(sum(p.probs.values()) - 1) < 1e-5 for p in preds)
     assert model.predict("great").label in ("pos", "neg")
     table = model.predict(reviews(10, seed=5))
-    assert {"label_pred", "label_prob"} <= set(table.columns) and len(table) == 10
+    assert list(table.columns) == [*reviews(10, seed=5).columns, "prediction", "probability", "prob_neg", "prob_pos"]
+    assert len(table) == 10
 
 
 def test_multi_label_and_empty_texts(tiny_bert, caplog, one_thread):
@@ -159,6 +160,6 @@ def test_cli_trains_a_text_model(imdb_slice, tmp_path):
     r = invoke("predict", out, imdb_slice, "--out", tmp_path / "pred.csv")
     assert r.exit_code == 0, r.stderr
     pred = pd.read_csv(tmp_path / "pred.csv")
-    assert len(pred) == 200 and set(pred["label_pred"]) <= {"positive", "negative"} and pred["label_prob"].between(0.5, 1).all()
+    assert len(pred) == 200 and set(pred["prediction"]) <= {"positive", "negative"} and pred["probability"].between(0.5, 1).all()
     r = invoke("train", "--data", imdb_slice, "--task", "text", "--target", "label", "--text-col", "review", "--out", tmp_path / "x")
     assert r.exit_code == 1 and "text column 'review' not found" in r.stderr and "Traceback" not in r.stderr

@@ -153,8 +153,8 @@ def test_cli_predict_and_evaluate_with_tta(learners, digits: Path, tmp_path: Pat
     r = CliRunner().invoke(app, ["evaluate", str(model_dir), "--data", str(digits / "valid"), "--tta", "--format", "json"])
     assert r.exit_code == 0, r.output
     ev = json.loads(r.stdout)
-    assert ev["n"] == 2 * N and ev["accuracy"] == pytest.approx(accuracy(preds, targets))
-    assert ev["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(preds, targets)), rel=1e-4)
+    assert ev["n"] == 2 * N and ev["metrics"]["accuracy"] == pytest.approx(accuracy(preds, targets))
+    assert ev["metrics"]["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(preds, targets)), rel=1e-4)
 
     r = CliRunner().invoke(app, ["predict", str(model_dir), str(digits / "valid"), "--tta", "--format", "json"])
     assert r.exit_code == 0, r.output

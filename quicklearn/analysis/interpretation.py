@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from quicklearn.analysis.plots import image_grid, save_figure
 from quicklearn.core.errors import ConfigError, DataError
 from quicklearn.core.fileio import write_text
+from quicklearn.data.kinds import SINGLE, TargetKind, get_kind
 
 __all__ = ["Interpretation", "predict_in_chunks"]
 
@@ -64,10 +65,9 @@ class Interpretation:
                    kind: str = "single", items: Sequence[Any] | None = None,
                    thresh: float | Sequence[float] | dict[str, float] = 0.5) -> "Interpretation":
         """From raw outputs (logits; regression values) and targets (class indices, multi-hot rows, values)."""
-        if kind not in ("single", "multi", "regression"):
-            raise ConfigError(f"kind={kind!r}: use single, multi or regression.")
+        target_kind = get_kind(kind)
         preds, targets = torch.as_tensor(preds).float().cpu(), torch.as_tensor(targets).cpu()
-        if kind == "regression":
+        if not target_kind.classifier:
             preds, targets = preds.flatten(), targets.float().flatten()
         elif not classes or preds.ndim != 2 or preds.shape[1] != len(classes):
             raise ConfigError(f"{kind} outputs need one column per class: got shape {tuple(preds.shape)} "
@@ -75,7 +75,7 @@ class Interpretation:
         if len(preds) != len(targets) or (items is not None and len(items) != len(preds)):
             raise ConfigError(f"{len(preds)} outputs but {len(targets)} targets"
                               + (f" and {len(items)} items" if items is not None else "") + "; they must match.")
-        return cls(kind, preds, targets.long() if kind == "single" else targets.float(),
+        return cls(target_kind.name, preds, targets.long() if target_kind is SINGLE else targets.float(),
                    list(classes) if classes else None, list(items) if items is not None else None, thresh)
 
     @classmethod
@@ -118,13 +118,13 @@ class Interpretation:
         return values
 
     @property
+    def target_kind(self) -> TargetKind:
+        return get_kind(self.kind)
+
+    @property
     def losses(self) -> torch.Tensor:
         """Per item: cross-entropy (single), mean binary cross-entropy over labels (multi), squared error (regression)."""
-        if self.kind == "single":
-            return F.cross_entropy(self.preds, self.targets, reduction="none")
-        if self.kind == "multi":
-            return F.binary_cross_entropy_with_logits(self.preds, self.targets, reduction="none").mean(1)
-        return (self.preds - self.targets).pow(2)
+        return self.target_kind.item_losses(self.preds, self.targets)
 
     def _decoded(self) -> tuple[list[Any], list[Any], list[float | None]]:
         """(predicted, actual, probability of the prediction) per item, as people read them."""

@@ -63,22 +63,23 @@ def labelled_rows(predictor: "Predictor", data: Any, y: str | None,
     return frame, where, col, encode_targets(predictor, names, raw)
 
 
-def score(predictor: "Predictor", out: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
-    """{"n", "loss" (classification), the default metrics of the target kind} of outputs `out` (logits;
-    regression values) against encoded `targets`; multi-label metrics use the model's thresholds."""
-    import torch.nn.functional as F
+def score(predictor: "Predictor", out: torch.Tensor, targets: torch.Tensor) -> dict[str, Any]:
+    """{"n": items, "metrics": {"loss", the target kind's default metrics}} of outputs `out`
+    (logits; regression values) against encoded `targets`, the same shape for every task; multi-label metrics
+    use the model's thresholds. The loss and metrics are the ones training reports in metrics.json's "valid"."""
+    from quicklearn.data.thresholds import thresh_vector
+    from quicklearn.train.metrics import get_metric
 
-    from quicklearn.serving.thresholds import thresh_vector
-    from quicklearn.train.metrics import default_metrics, get_metric
-
-    result: dict[str, float] = {"n": len(targets)}
-    if predictor.kind == "single":
-        result["loss"] = float(F.cross_entropy(out, targets))
-    elif predictor.kind == "multi":
-        result["loss"] = float(F.binary_cross_entropy_with_logits(out, targets))
-    for name in default_metrics(predictor.kind):
-        if predictor.kind == "multi":
-            result[name] = float(get_metric(name)(out, targets, thresh_vector(predictor.thresh, predictor.classes or [])))
+    kind = predictor.target_kind
+    metrics: dict[str, float] = {}
+    if kind.standardized:  # the loss training reports: on the standardized target
+        mean, std = predictor.config.get("target_stats") or (0.0, 1.0)
+        metrics["loss"] = float(kind.loss()((out - mean) / std, (targets - mean) / std))
+    else:
+        metrics["loss"] = float(kind.loss()(out, targets))
+    for name in kind.default_metrics:
+        if kind.thresholded:
+            metrics[name] = float(get_metric(name)(out, targets, thresh_vector(predictor.thresh, predictor.classes or [])))
         else:
-            result[name] = float(get_metric(name)(out, targets))
-    return result
+            metrics[name] = float(get_metric(name)(out, targets))
+    return {"n": len(targets), "metrics": metrics}

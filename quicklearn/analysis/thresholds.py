@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from quicklearn.core.errors import ConfigError
-from quicklearn.serving.thresholds import DEFAULT_THRESH
+from quicklearn.data.thresholds import DEFAULT_THRESH
 
 if TYPE_CHECKING:
     from quicklearn.train.learner import Learner

@@ -39,7 +39,8 @@ class TrainingSection(Section):
     opt: Literal["adamw", "sgd"] = "adamw"
     wd: float = 0.01
     label_smoothing: float = Field(0.0, ge=0, lt=1)
-    class_weights: list[float] | None = None
+    class_weights: list[float] | Literal["balanced"] | None = Field(
+        None, description="Classifiers: one weight per class, or balanced (inverse class frequency in the training items).")
     grad_clip: float | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     sync_bn: bool = Field(False, description="Data-parallel (torchrun) runs: BatchNorm statistics over the global batch (SyncBatchNorm).")

@@ -16,11 +16,12 @@ import pandas as pd
 import torch
 
 from quicklearn.core.errors import DataError
+from quicklearn.data.kinds import MAX_CLASSES, MULTI, REGRESSION, SINGLE, get_kind
 from quicklearn.data.sources import ItemSource
 
-__all__ = ["Vocab", "Targets", "TargetKind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing", "target_stats", "detect_delim", "split_labels"]
+__all__ = ["Vocab", "Targets", "KindName", "infer_kind", "parent_label", "RegexLabel", "get_targets", "numeric_values", "raw_labels", "is_missing", "target_stats", "detect_delim", "split_labels"]
 
-TargetKind = Literal["single", "multi", "regression"]
+KindName = Literal["single", "multi", "regression"]  # a target kind's name (the objects: data/kinds.py)
 
 
 @dataclass(frozen=True)
@@ -44,13 +45,13 @@ class Vocab:
 class Targets:
     """Encoded targets: int64 class indices, float multi-hot rows, or float values, plus their vocab (none for regression)."""
 
-    kind: TargetKind
+    kind: KindName
     values: torch.Tensor
     vocab: Vocab | None
 
     @property
     def n_out(self) -> int:
-        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[arg-type]
+        return get_kind(self.kind).n_out(len(self.vocab) if self.vocab else 0)
 
 
 def parent_label(path: Path) -> str:
@@ -75,14 +76,14 @@ def get_targets(
     source: ItemSource,
     y: str | Callable[[Path], Any] | None = None,
     *,
-    kind: TargetKind | None = None,
+    kind: KindName | None = None,
     label_delim: str | None = None,
 ) -> Targets:
     """Label every item of `source` and encode the labels; `kind` is inferred when None."""
     raw = raw_labels(source, y)
     if kind is None:
         # Multi-label is only inferred from a CSV column: folder names with spaces are single labels.
-        kind = _infer_kind(raw, label_delim, allow_multi=isinstance(y, str) and source.frame is not None)
+        kind = infer_kind(raw, allow_multi=isinstance(y, str) and source.frame is not None, label_delim=label_delim).name
     if kind == "regression":
         return Targets("regression", numeric_values(raw, source.paths, f"{source.where}: target {y!r}"), None)
     if kind == "multi":
@@ -181,24 +182,25 @@ def _split_multi(value: Any, delim: str | None) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _infer_kind(raw: list[Any], label_delim: str | None, allow_multi: bool) -> TargetKind:
-    series = pd.Series(raw)
-    if pd.api.types.is_float_dtype(series) and series.dropna().nunique() > 20 or (
-        pd.api.types.is_float_dtype(series) and not (series.dropna() == series.dropna().round()).all()
-    ):
-        return "regression"
+def infer_kind(raw: Sequence[Any], *, allow_multi: bool = False, label_delim: str | None = None) -> KindName:
+    """The one rule, for every task: numbers that are not all whole, or whole numbers with more than MAX_CLASSES
+    (20) distinct values, are a regression; anything else is classes (strings, booleans, few whole numbers), and
+    a column whose cells hold several labels is multi-label where that is allowed (a CSV label column)."""
+    values = pd.Series(list(raw)).dropna()
+    numeric = bool(len(values)) and pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and (not bool((values == values.round()).all()) or values.nunique() > MAX_CLASSES):
+        return REGRESSION
     if label_delim is not None:
-        return "multi"
-    if not allow_multi:
-        return "single"
-    text = series.dropna().astype(str)
-    delim = detect_delim(raw)
-    sets = split_labels(text.tolist(), delim)
-    if len(text) and sum(len(s) > 1 for s in sets) > 0.05 * len(text):
-        if delim is None and not _labels_combine(sets):
-            return "single"  # "café au lait": words that never appear apart are one label with spaces
-        return "multi"
-    return "single"
+        if not allow_multi:
+            raise DataError(f"label_delim={label_delim!r}: multi-label targets are not supported here; use one label per item.")
+        return MULTI
+    if allow_multi and not numeric:
+        text = values.astype(str).tolist()
+        delim = detect_delim(text)
+        sets = split_labels(text, delim)
+        if text and sum(len(s) > 1 for s in sets) > 0.05 * len(text) and (delim is not None or _labels_combine(sets)):
+            return MULTI  # "café au lait": words that never appear apart are one label with spaces
+    return SINGLE
 
 
 def _labels_combine(sets: list[list[str]]) -> bool:

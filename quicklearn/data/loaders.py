@@ -14,6 +14,7 @@ import torch
 
 from quicklearn.core.distributed import batch_slice, block_slice
 from quicklearn.core.errors import ConfigError, DataError
+from quicklearn.data.kinds import TargetKind, get_kind
 
 __all__ = ["LoaderPair", "n_batches", "shard_batches", "sharded_len", "tensor_keys"]
 
@@ -86,7 +87,12 @@ class LoaderPair:
 
     @property
     def n_out(self) -> int:
-        return 1 if self.kind == "regression" else len(self.vocab)  # type: ignore[attr-defined]
+        return get_kind(self.kind).n_out(len(self.vocab) if self.vocab else 0)  # type: ignore[attr-defined]
+
+    @property
+    def target_kind(self) -> TargetKind:
+        """The target kind as an object (its loss, metrics, decoding)."""
+        return get_kind(self.kind)  # type: ignore[attr-defined]
 
     @property
     def device(self) -> torch.device:

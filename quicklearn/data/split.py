@@ -11,7 +11,7 @@ import torch
 
 from quicklearn.core.errors import ConfigError, DataError
 from quicklearn.data.frames import check_column
-from quicklearn.data.labels import TargetKind, Targets
+from quicklearn.data.labels import KindName, Targets
 from quicklearn.data.sources import ItemSource
 
 __all__ = ["Splitter", "RandomSplitter", "StratifiedSplitter", "FolderSplitter", "ColumnSplitter", "IndexSplitter", "TimeSplitter", "auto_splitter", "check_split", "resolve_tabular_splitter"]
@@ -202,7 +202,7 @@ def _present(targets: Targets, idx: list[int]) -> set[int]:
     return set(values.tolist())
 
 
-def resolve_tabular_splitter(splitter: Splitter | str, frame: pd.DataFrame, kind: TargetKind, valid_pct: float,
+def resolve_tabular_splitter(splitter: Splitter | str, frame: pd.DataFrame, kind: KindName, valid_pct: float,
                              seed: int, where: str) -> Splitter:
     """'auto' (an is_valid column, else stratified for classes, random for numbers), 'random', 'stratified',
     'column:NAME' (a boolean column marks validation rows), 'time:NAME' (the latest rows by NAME validate),

@@ -16,8 +16,9 @@ from quicklearn._version import __version__
 from quicklearn.core.errors import ConfigError, QuicklearnError
 from quicklearn.core.faults import kill_point
 from quicklearn.core.fileio import atomic_path, write_json
+from quicklearn.data.kinds import get_kind
+from quicklearn.data.thresholds import DEFAULT_THRESH, Thresh, check_thresh
 from quicklearn.serving.format import CONFIG, FORMAT_VERSION, WEIGHTS, file_checksums
-from quicklearn.serving.thresholds import DEFAULT_THRESH, Thresh, check_thresh
 
 if TYPE_CHECKING:
     from quicklearn.train.learner import Learner
@@ -33,7 +34,7 @@ def export_learner(learn: "Learner", path: str | Path, thresh: Thresh | None = N
     if not isinstance(task, str):
         raise QuicklearnError(f"export needs data that says which task it is ({type(dls).__name__} does not): build "
                               "the Learner with vision_learner, tabular_learner, text_learner or another task's builder.")
-    if thresh is not None and learn.dls.kind != "multi":
+    if thresh is not None and not get_kind(learn.dls.kind).thresholded:
         raise ConfigError(f"export(thresh=...) is for multi-label models; this one's target is {learn.dls.kind}. Leave thresh out.")
     thresh = DEFAULT_THRESH if thresh is None else check_thresh(thresh, list(learn.dls.vocab.classes), "export thresh")
     path = Path(path)
@@ -50,7 +51,7 @@ def export_learner(learn: "Learner", path: str | Path, thresh: Thresh | None = N
         "model": learn.config.get("model", {}),
         "kind": dls.kind,
         "classes": list(dls.vocab.classes) if dls.vocab else None,
-        "target_stats": [learn.y_mean, learn.y_std] if dls.kind == "regression" else None,
+        "target_stats": [learn.y_mean, learn.y_std] if get_kind(dls.kind).standardized else None,
         "recipe": learn.config.get("recipe"),
         "thresh": thresh,
     }

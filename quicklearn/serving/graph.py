@@ -9,20 +9,18 @@ from typing import Any
 import torch
 
 from quicklearn._version import __version__
+from quicklearn.data.kinds import get_kind
 
 __all__ = ["outputs", "output_names", "target_stats", "base_meta", "export_copy", "predictor_outputs"]
 
 
 def outputs(out: torch.Tensor, kind: str, stats: tuple[float, float] | None) -> tuple[torch.Tensor, ...]:
     """The graph's outputs: (logits, softmax or sigmoid probs), or (value,) de-standardized for regression."""
-    if kind == "regression":
-        mean, std = stats or (0.0, 1.0)
-        return (out[:, 0] * std + mean,)
-    return out, (out.sigmoid() if kind == "multi" else out.softmax(1))
+    return get_kind(kind).graph_outputs(out, stats)
 
 
 def output_names(kind: str) -> list[str]:
-    return ["value"] if kind == "regression" else ["logits", "probs"]
+    return list(get_kind(kind).output_names)
 
 
 def target_stats(config: dict) -> tuple[float, float] | None:
@@ -48,5 +46,5 @@ def predictor_outputs(predictor: Any, model_input: torch.Tensor) -> list[torch.T
     reference (it runs the predictor's code path, not the serving wrapper's, so a wrong wrapper shows up)."""
     with torch.no_grad():
         out = predictor.model(model_input.to(predictor.device)).float().cpu()
-    kind = predictor.kind
-    return [o.flatten() if kind == "regression" else o for o in outputs(out, kind, target_stats(predictor.config))]
+    flat = predictor.target_kind.standardized  # a value per item: one column, flattened like raw()'s
+    return [o.flatten() if flat else o for o in outputs(out, predictor.kind, target_stats(predictor.config))]

@@ -135,8 +135,8 @@ class Task:
         """What `quicklearn predict MODEL INPUTS...` prints or writes."""
         raise self._refuse("predicting from the command line")
 
-    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, float]:
-        """The model's loss and metrics on labelled data it has not seen (`quicklearn evaluate`)."""
+    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, Any]:
+        """{"n", "metrics"} of the model on labelled data it has not seen (`quicklearn evaluate`; see analysis/labelled.score)."""
         raise self._refuse("evaluate")
 
     def interpret_learner(self, learn: "Learner") -> "Interpretation":

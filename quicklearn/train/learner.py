@@ -26,12 +26,13 @@ from quicklearn.core.errors import ConfigError, TrainingError
 from quicklearn.core.faults import kill_point
 from quicklearn.core.fileio import atomic_path
 from quicklearn.core.runtime import tune_cpu_allocator
+from quicklearn.data.kinds import TargetKind, get_kind
 from quicklearn.train.callbacks.base import Callback, CallbackList
 from quicklearn.train.callbacks.checkpoint import Checkpoint
 from quicklearn.train.callbacks.history import HistoryLogger
 from quicklearn.train.callbacks.progress import ProgressCallback
 from quicklearn.train.callbacks.recorder import LRRecorder
-from quicklearn.train.metrics import GREATER_IS_BETTER, KIND_METRICS, default_metrics, get_metric
+from quicklearn.train.metrics import GREATER_IS_BETTER, default_metrics, get_metric
 from quicklearn.train.mix import BatchMixer
 from quicklearn.train.optim import group_lrs, make_optimizer
 from quicklearn.train.schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
@@ -115,7 +116,7 @@ class Learner:
         grad_clip: float | None = None,
         grad_accum: int = 1,
         label_smoothing: float = 0.0,
-        class_weights: Sequence[float] | None = None,
+        class_weights: Sequence[float] | str | None = None,
         mixup: float = 0.0,
         cutmix: float = 0.0,
         path: str | Path | None = None,
@@ -128,6 +129,7 @@ class Learner:
     ):
         self.dls, self.model = dls, model
         self.kind = dls.kind
+        self.target_kind: TargetKind = get_kind(dls.kind)  # its loss, metrics, decoding (data/kinds.py)
         self.distributed = self._setup_distributed(distributed)
         self.device = resolve_device(ddp.device_for_rank(device) if self.distributed else device)
         if self.device.type == "cpu":
@@ -155,17 +157,21 @@ class Learner:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.metric_names = list(metrics) if metrics is not None else default_metrics(self.kind)
         self.metric_fns = {m: get_metric(m) for m in self.metric_names}
-        unfit = [m for m in self.metric_names if m not in KIND_METRICS[self.kind]]
+        unfit = [m for m in self.metric_names if m not in self.target_kind.metrics]
         if unfit:
-            raise ConfigError(f"metric {unfit[0]!r} does not fit a {self.kind} target; use {sorted(KIND_METRICS[self.kind])}.")
+            raise ConfigError(f"metric {unfit[0]!r} does not fit a {self.kind} target; use {sorted(self.target_kind.metrics)}.")
         self.monitor = monitor or (self.metric_names[0] if self.metric_names else "valid_loss")
         if self.monitor not in (*self.metric_names, "valid_loss", "train_loss"):
             raise ConfigError(f"monitor={self.monitor!r} is not measured; use valid_loss or one of the metrics {self.metric_names}.")
+        if isinstance(class_weights, str):
+            if class_weights != "balanced":
+                raise ConfigError(f"class_weights={class_weights!r}: use 'balanced' or one number per class.")
+            class_weights = self.target_kind.balanced_weights(dls.train.targets, len(dls.vocab) if dls.vocab else 0)
         if class_weights is not None and dls.vocab is not None and len(class_weights) != len(dls.vocab):
             raise ConfigError(f"class_weights has {len(class_weights)} values but there are {len(dls.vocab)} classes {list(dls.vocab.classes)}.")
         self.loss_func = loss_func or self._default_loss(label_smoothing, class_weights)
         # mixup/cutmix of training batches (alphas; 0 = off): the loss then gets soft targets, see train/mix.py
-        self.mixer = BatchMixer(mixup, cutmix, dls.n_out if self.kind == "single" else None) if mixup or cutmix else None
+        self.mixer = BatchMixer(mixup, cutmix, dls.n_out if self.target_kind.classifier else None) if mixup or cutmix else None
         self.lr_scale = 1.0  # multiplies every scheduled lr (ReduceLROnPlateau lowers it); reset at each fit
         self.opt_name, self.wd, self.train_bn, self.freeze_bn_stats = opt, wd, train_bn, freeze_bn_stats
         self.grad_clip, self.grad_accum = grad_clip, max(1, int(grad_accum))
@@ -186,7 +192,7 @@ class Learner:
         self._resume_done = False
         self.n_groups = len(self.model.groups())
         self.frozen_to = 0
-        if self.kind == "regression" and dls.target_stats:
+        if self.target_kind.standardized and dls.target_stats:
             self.y_mean, self.y_std = dls.target_stats
         else:
             self.y_mean, self.y_std = 0.0, 1.0
@@ -217,13 +223,7 @@ class Learner:
         self.train_forward = torch.compile(self._ddp) if self.compile else self._ddp
 
     def _default_loss(self, label_smoothing: float, class_weights: Sequence[float] | None) -> Callable:
-        weight = torch.tensor(class_weights, dtype=torch.float32, device=self.device) if class_weights else None
-        if self.kind == "single":
-            return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
-        if self.kind == "multi":
-            return nn.BCEWithLogitsLoss(pos_weight=weight)
-        mse = nn.MSELoss()
-        return lambda out, y: mse(out.flatten().float(), y.flatten().float())
+        return self.target_kind.loss(class_weights, label_smoothing, self.device)
 
     def greater_is_better(self, name: str) -> bool:
         return name in GREATER_IS_BETTER
@@ -463,7 +463,7 @@ class Learner:
         return loss.item()
 
     def _scale_y(self, y: torch.Tensor) -> torch.Tensor:
-        return (y - self.y_mean) / self.y_std if self.kind == "regression" else y
+        return (y - self.y_mean) / self.y_std if self.target_kind.standardized else y
 
     def _kept_checkpoint(self, change: str) -> str:
         """Where the last good checkpoint is (the Checkpoint callback writes one after every finished epoch, only)."""
@@ -526,14 +526,14 @@ class Learner:
         preds, targets = torch.cat(outs), torch.cat(ys)
         if getattr(dl, "world", 1) > 1:  # a sharded loader: every rank's block, back in the original order
             preds, targets = ddp.all_gather_cat(preds), ddp.all_gather_cat(targets)
-        if self.kind == "regression":
+        if self.target_kind.standardized:
             preds = preds.flatten() * self.y_std + self.y_mean
         return preds, targets
 
     def validate(self, dl: Any = None) -> dict[str, float]:
         """Loss and metrics on the validation set (or `dl`)."""
         preds, targets = self.get_preds(dl)
-        if self.kind == "regression":
+        if self.target_kind.standardized:
             loss = float(self.loss_func((preds - self.y_mean) / self.y_std, self._scale_y(targets)))
         else:
             loss = float(self.loss_func(preds.to(self.device), targets.to(self.device)))

@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 
 from quicklearn.core.errors import ConfigError
+from quicklearn.data.kinds import KINDS, get_kind
 
 __all__ = ["METRICS", "KIND_METRICS", "get_metric", "default_metrics", "GREATER_IS_BETTER", "accuracy", "error_rate", "top_k_accuracy", "f1_macro", "auroc", "accuracy_multi", "f1_multi", "rmse", "mae"]
 
@@ -106,12 +107,9 @@ def get_metric(name: str) -> Metric:
 
 
 # which metrics make sense for which kind of target
-KIND_METRICS = {
-    "single": {"accuracy", "error_rate", "top5_accuracy", "f1_macro", "auroc"},
-    "multi": {"accuracy_multi", "f1"},
-    "regression": {"rmse", "mae"},
-}
+KIND_METRICS = {k.name: set(k.metrics) for k in KINDS.values()}  # the metrics each target kind allows
 
 
 def default_metrics(kind: str) -> list[str]:
-    return {"single": ["accuracy"], "multi": ["accuracy_multi", "f1"], "regression": ["rmse", "mae"]}[kind]
+    """The metrics a target kind reports when none are asked for."""
+    return list(get_kind(kind).default_metrics)

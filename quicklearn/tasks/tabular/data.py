@@ -34,7 +34,7 @@ import torch
 
 from quicklearn.core.errors import DataError
 from quicklearn.data.frames import check_column
-from quicklearn.data.labels import TargetKind, Vocab
+from quicklearn.data.labels import KindName, Vocab, infer_kind
 from quicklearn.data.loaders import LoaderPair, n_batches, shard_batches, sharded_len, tensor_keys
 
 __all__ = ["ColumnRoles", "infer_roles", "TabularProcessor", "TabularLoader", "TabularDataLoaders", "tabular_target", "UNKNOWN", "MISSING"]
@@ -311,15 +311,13 @@ def _expand_dates(frame: pd.DataFrame, date_names: Sequence[str]) -> pd.DataFram
 
 
 # ---- targets -----------------------------------------------------------------------------------------------
-def tabular_target(frame: pd.DataFrame, y: str, kind: TargetKind | None, where: str) -> TargetKind:
-    """The target's kind: classification for strings, booleans and few whole numbers; regression for other numbers."""
+def tabular_target(frame: pd.DataFrame, y: str, kind: KindName | None, where: str) -> KindName:
+    """The target's kind: classification for strings, booleans and few whole numbers; regression for other numbers;
+    multi-label is not supported for tables."""
     check_column(frame, y, "target", where)
     s = frame[y]
     if kind is None:
-        nonnull = s.dropna()
-        numeric = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-        integral = numeric and bool((nonnull == nonnull.round()).all())
-        kind = "regression" if numeric and (not integral or nonnull.nunique() > 20) else "single"
+        kind = infer_kind(s).name  # the rule every task uses (data/labels.py)
     if kind == "multi":
         raise DataError(f"{where}: multi-label targets are not supported for tables yet; use one target column.")
     return kind
@@ -381,7 +379,7 @@ class TabularDataLoaders(LoaderPair):
 
     train: TabularLoader
     valid: TabularLoader
-    kind: TargetKind
+    kind: KindName
     vocab: Vocab | None
     processor: TabularProcessor
     roles: ColumnRoles

@@ -15,8 +15,9 @@ import torch
 
 from quicklearn.core.errors import ConfigError
 from quicklearn.core.progress import progress
+from quicklearn.data.kinds import get_kind
 from quicklearn.tasks.tabular.data import TabularLoader, TabularProcessor
-from quicklearn.train.metrics import accuracy, rmse
+from quicklearn.train.metrics import GREATER_IS_BETTER, get_metric
 
 if TYPE_CHECKING:
     from quicklearn.tasks.tabular.predictor import TabularPredictor
@@ -45,8 +46,10 @@ def input_columns(processor: TabularProcessor) -> dict[str, list[int]]:
 
 
 def importance_label(kind: str) -> str:
-    """What the importance number measures, for table headers and the chart's axis."""
-    return "RMSE increase when shuffled" if kind == "regression" else "accuracy drop when shuffled"
+    """What the importance number measures, for table headers and the chart's axis: the target kind's main metric,
+    and whether shuffling makes it drop (accuracy) or rise (RMSE)."""
+    name = _metric_name(kind)
+    return f"{'RMSE' if name == 'rmse' else name} {'drop' if name in GREATER_IS_BETTER else 'increase'} when shuffled"
 
 
 def permutation_importance(score: Scorer, columns: list[str], n_rows: int, kind: str, n_repeats: int = 3,
@@ -55,7 +58,7 @@ def permutation_importance(score: Scorer, columns: list[str], n_rows: int, kind:
     baseline accuracy - shuffled accuracy (classes), shuffled RMSE - baseline RMSE (regression). Sorted, largest first."""
     if n_repeats < 1:
         raise ConfigError(f"n_repeats={n_repeats}: shuffle each column at least once.")
-    sign = 1.0 if kind == "regression" else -1.0
+    sign = -1.0 if _metric_name(kind) in GREATER_IS_BETTER else 1.0  # a change for the worse counts as importance
     base = score(None, None)
     gen = torch.Generator().manual_seed(seed)
     rows = []
@@ -74,8 +77,13 @@ def permutation_importance(score: Scorer, columns: list[str], n_rows: int, kind:
     return frame.sort_values("importance", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def _metric_name(kind: str) -> str:
+    """The metric importance is measured with: the target kind's first default metric (accuracy, RMSE)."""
+    return get_kind(kind).default_metrics[0]
+
+
 def _metric(kind: str) -> Callable[[torch.Tensor, torch.Tensor], float]:
-    return rmse if kind == "regression" else accuracy
+    return get_metric(_metric_name(kind))
 
 
 def learner_importance(learn: "Learner", n_repeats: int = 3, seed: int = 0) -> pd.DataFrame:

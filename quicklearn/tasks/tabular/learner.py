@@ -19,7 +19,8 @@ from quicklearn.core.distributed import device_for_rank
 from quicklearn.core.errors import ConfigError, DataError
 from quicklearn.core.progress import console
 from quicklearn.data.frames import drop_rows_without, read_frame
-from quicklearn.data.labels import TargetKind, Targets, Vocab, target_stats
+from quicklearn.data.kinds import get_kind
+from quicklearn.data.labels import KindName, Targets, Vocab, target_stats
 from quicklearn.data.sources import table_source
 from quicklearn.data.split import ColumnSplitter, Splitter, check_split, resolve_tabular_splitter
 from quicklearn.tasks.tabular.data import (
@@ -34,7 +35,7 @@ from quicklearn.tasks.tabular.model import TabularModel
 from quicklearn.train.callbacks.base import Callback
 from quicklearn.train.learner import Learner, Precision
 
-__all__ = ["tabular_learner", "tabular_dataloaders", "resolve_tabular_splitter", "auto_epochs", "auto_bs", "balanced_weights"]
+__all__ = ["tabular_learner", "tabular_dataloaders", "resolve_tabular_splitter", "auto_epochs", "auto_bs"]
 
 log = logging.getLogger("quicklearn")
 
@@ -43,7 +44,7 @@ def tabular_dataloaders(
     data: str | Path | pd.DataFrame,
     y: str,
     *,
-    kind: TargetKind | None = None,
+    kind: KindName | None = None,
     cat_names: Sequence[str] | None = None,
     cont_names: Sequence[str] | None = None,
     drop: Sequence[str] = (),
@@ -104,8 +105,8 @@ def tabular_dataloaders(
     processor = TabularProcessor.fit(train_frame, roles)
     x = processor.transform(frame, where)
     tv = target_t[train_idx]
-    stats = target_stats(tv) if kind == "regression" else None
-    if kind != "regression":
+    stats = target_stats(tv) if get_kind(kind).standardized else None
+    if get_kind(kind).classifier:
         _report_balance(targets, train_idx, vocab, where)
     dev = torch.device(device)
     bs = auto_bs(len(train_idx)) if bs == "auto" else int(bs)
@@ -124,13 +125,6 @@ def _report_balance(targets: Targets, train_idx: list[int], vocab: Vocab, where:
                     "(--class-weights balanced) and a metric such as f1_macro.", where, desc)
     else:
         log.info("classes in the training rows: %s", desc)
-
-
-def balanced_weights(dls: TabularDataLoaders) -> list[float]:
-    """Inverse class frequency in the training rows, scaled to average 1."""
-    counts = torch.bincount(dls.train.targets, minlength=len(dls.vocab)).float().clamp(min=1)  # type: ignore[arg-type]
-    w = counts.sum() / (len(counts) * counts)
-    return [float(v) for v in w]
 
 
 def auto_bs(n_train: int) -> int:
@@ -156,7 +150,7 @@ def tabular_learner(
     data: str | Path | pd.DataFrame,
     y: str,
     *,
-    kind: TargetKind | None = None,
+    kind: KindName | None = None,
     cat_names: Sequence[str] | None = None,
     cont_names: Sequence[str] | None = None,
     drop: Sequence[str] = (),
@@ -189,7 +183,8 @@ def tabular_learner(
 
     y_range: regression only; (lo, hi) in the target's units, or 'auto' (the training range widened by 5% each
     side): the output passes through a sigmoid scaled to it (fastai's y_range). Targets are standardized with
-    the training mean and std in any case. class_weights: a list, or 'balanced' (inverse class frequency).
+    the training mean and std in any case. class_weights: a list, or 'balanced' (inverse class frequency; the
+    Learner computes it from the training rows).
     """
     from quicklearn.train.learner import resolve_device
 
@@ -202,7 +197,7 @@ def tabular_learner(
                         highlight=False, markup=False)
     std_range = None
     if y_range is not None:
-        if dls.kind != "regression":
+        if dls.target_kind.classifier:
             raise ConfigError("y_range is for regression targets only.")
         if y_range == "auto":
             lo, hi = float(dls.train.targets.min()), float(dls.train.targets.max())
@@ -211,12 +206,6 @@ def tabular_learner(
         lo, hi = (float(v) for v in y_range)  # type: ignore[union-attr]
         mean, std = dls.target_stats  # type: ignore[misc]
         std_range = ((lo - mean) / std, (hi - mean) / std)  # the model predicts standardized targets
-    if class_weights == "balanced":
-        if dls.kind != "single":
-            raise ConfigError("class_weights='balanced' is for classification targets only.")
-        class_weights = balanced_weights(dls)
-    elif isinstance(class_weights, str):
-        raise ConfigError(f"class_weights={class_weights!r}: use 'balanced' or one number per class.")
     torch.manual_seed(seed)
     proc = dls.processor
     model = TabularModel(proc.cardinalities, len(proc.cont_names), dls.n_out, layers=layers, dropout=dropout,

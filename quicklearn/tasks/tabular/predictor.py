@@ -1,21 +1,21 @@
-"""A loaded tabular model: predict on a DataFrame, a dict (one row), a list of dicts, or a CSV path.
+"""A loaded tabular model: predict on a dict (one row), a list of dicts, a DataFrame or a CSV path.
 
     model = quicklearn.load("titanic_model")
     model.predict({"Pclass": 3, "Sex": "male", "Age": 22})      # Prediction(label='0', probability=0.91, ...)
+    model.predict([{"Pclass": 1}, {"Pclass": 3}])               # [Prediction, Prediction]
     model.predict("test.csv")                                   # the rows with prediction columns appended
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import torch
 
-from quicklearn.core.errors import DataError, QuicklearnError
-from quicklearn.data.frames import read_frame
-from quicklearn.serving.predictor import Prediction, Predictor, decode_prediction, load_state
+from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
+from quicklearn.serving.predictor import Predictor, load_state
 from quicklearn.tasks.tabular.data import ColumnRoles, TabularProcessor
 from quicklearn.tasks.tabular.model import TabularModel
 
@@ -43,43 +43,27 @@ class TabularPredictor(Predictor):
         return cls(model, config, device)
 
     @torch.inference_mode()
-    def raw(self, frame: pd.DataFrame, where: str = "the data", bs: int = 4096) -> torch.Tensor:
-        """Model outputs for the rows of `frame` (logits; regression values in the target's units)."""
+    def raw(self, data: pd.DataFrame | Sequence[Mapping[str, Any]], where: str = "the data", bs: int = 4096,
+            tta: bool = False) -> torch.Tensor:
+        """Model outputs for the rows of a DataFrame or a list of dicts (logits; regression values in the target's
+        units)."""
+        if tta:
+            raise ConfigError("tta is for image models; a table row has no views to average.")
+        frame = data if isinstance(data, pd.DataFrame) else self._frame(data)
         x = self.processor.transform(frame, where)
         outs = [self.model(x[k:k + bs].to(self.device)).float().cpu() for k in range(0, len(x), bs)]
         out = torch.cat(outs) if outs else torch.empty((0, self.model.out.out_features))
-        if self.kind == "regression":
-            mean, std = self.config["target_stats"]
-            out = out.flatten() * std + mean
-        return out
+        return self.in_target_units(out)
 
-    def predict(self, data: pd.DataFrame | Mapping[str, Any] | list | str | Path) -> Prediction | pd.DataFrame:
-        """A dict -> one Prediction; a DataFrame, list of dicts or CSV path -> those rows with prediction columns
-        appended: `<target>_pred`, plus `<target>_prob` and one `prob_<class>` per class for classification."""
-        if isinstance(data, Mapping):
-            frame = pd.DataFrame([dict(data)])
-            return decode_prediction(self.raw(frame, "the row")[0], self.kind, self.classes)
-        if isinstance(data, list):
-            if not all(isinstance(r, Mapping) for r in data):
-                raise DataError("predict on a list needs dicts, one per row (column -> value).")
-            frame, where = pd.DataFrame([dict(r) for r in data]), "the rows"
-        elif isinstance(data, (str, Path, pd.DataFrame)):
-            frame, where = read_frame(data)
-        else:
-            raise DataError(f"cannot predict on a {type(data).__name__}; give a DataFrame, a dict, a list of dicts or a CSV path.")
-        return self.append_predictions(frame, self.raw(frame, where))
+    def raw_frame(self, frame: pd.DataFrame, where: str, bs: int = 4096, tta: bool = False) -> torch.Tensor:
+        return self.raw(frame, where, bs, tta)
 
-    def append_predictions(self, frame: pd.DataFrame, out: torch.Tensor) -> pd.DataFrame:
-        result = frame.copy()
-        col = f"{self.target}_pred"
-        if self.kind == "regression":
-            result[col] = out.numpy()
-            return result
-        probs = out.softmax(1)
-        best = probs.argmax(1)
-        classes = self.classes or []
-        result[col] = [classes[int(i)] for i in best]
-        result[f"{self.target}_prob"] = probs.max(1).values.numpy()
-        for j, c in enumerate(classes):
-            result[f"prob_{c}"] = probs[:, j].numpy()
-        return result
+    def is_one(self, data: Any) -> bool:
+        """One row is a dict (column -> value)."""
+        return isinstance(data, Mapping)
+
+    @staticmethod
+    def _frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        if not all(isinstance(r, Mapping) for r in rows):
+            raise DataError("predict on a list needs dicts, one per row (column -> value).")
+        return pd.DataFrame([dict(r) for r in rows])

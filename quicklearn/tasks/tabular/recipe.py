@@ -32,10 +32,9 @@ class TabularModelSection(Section):
 
 
 class TabularTraining(TrainingSection):
-    """The shared training fields, with a table's defaults: batch size by table size, fp32, balanced weights."""
+    """The shared training fields, with a table's defaults: batch size by table size, fp32."""
 
     bs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", description="Rows per batch; auto: 64, more on big tables.")
-    class_weights: list[float] | Literal["balanced"] | None = None
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
 
 

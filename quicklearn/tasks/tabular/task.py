@@ -78,7 +78,7 @@ class TabularTask(Task):
 
         return predict_csv_files(predictor, inputs, thresh=thresh, tta=tta)
 
-    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, float]:
+    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, Any]:
         from quicklearn.analysis.labelled import labelled_rows, score
         from quicklearn.tasks.tabular.data import _cat_key
 

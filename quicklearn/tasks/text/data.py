@@ -19,7 +19,7 @@ import torch
 
 from quicklearn.core.errors import DataError
 from quicklearn.core.progress import progress
-from quicklearn.data.labels import TargetKind, Vocab
+from quicklearn.data.labels import KindName, Vocab
 from quicklearn.data.loaders import LoaderPair, shard_batches, sharded_len, tensor_keys
 
 __all__ = ["find_text_column", "join_texts", "text_separator", "tokenize", "TextLoader", "TextDataLoaders"]
@@ -144,7 +144,7 @@ class TextDataLoaders(LoaderPair):
 
     train: TextLoader
     valid: TextLoader
-    kind: TargetKind
+    kind: KindName
     vocab: Vocab | None
     tokenizer: Any
     text_cols: list[str]
@@ -174,7 +174,6 @@ class TextDataLoaders(LoaderPair):
         for i in idx:
             text = self.tokenizer.decode(self.train.ids[int(i)], skip_special_tokens=True)
             y = self.train.targets[int(i)]
-            label = (self.vocab.classes[int(y)] if self.kind == "single" else
-                     " ".join(c for c, v in zip(self.vocab.classes, y) if v > 0.5) if self.kind == "multi" else f"{float(y):g}")
+            label = self.target_kind.readable(y[None], self.vocab.classes if self.vocab else None)[0]
             lines.append(f"[{label}] {text[:200]}{'...' if len(text) > 200 else ''}")
         return "\n".join(lines)

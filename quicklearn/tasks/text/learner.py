@@ -16,7 +16,8 @@ from quicklearn.core.distributed import device_for_rank
 from quicklearn.core.errors import ConfigError
 from quicklearn.core.progress import console
 from quicklearn.data.frames import check_column, drop_rows_without, read_frame
-from quicklearn.data.labels import TargetKind, get_targets, target_stats
+from quicklearn.data.kinds import get_kind
+from quicklearn.data.labels import KindName, get_targets, target_stats
 from quicklearn.data.sources import table_source
 from quicklearn.data.split import Splitter, check_split, resolve_tabular_splitter
 from quicklearn.tasks.text.data import (
@@ -40,7 +41,7 @@ def text_dataloaders(
     *,
     text: str | Sequence[str] | None = None,
     y: str | None = None,
-    kind: TargetKind | None = None,
+    kind: KindName | None = None,
     label_delim: str | None = None,
     splitter: Splitter | str = "auto",
     valid_pct: float = 0.2,
@@ -75,7 +76,7 @@ def text_dataloaders(
     ids = tokenize(tokenizer, texts, int(max_len))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0  # type: ignore[attr-defined]
     tv = targets.values[train_idx]
-    stats = target_stats(tv) if targets.kind == "regression" else None
+    stats = target_stats(tv) if get_kind(targets.kind).standardized else None
     train = TextLoader([ids[i] for i in train_idx], tv, pad, bs=min(int(bs), len(train_idx)), shuffle=True,
                        bucket=bucket, drop_last=True, seed=seed)
     valid = TextLoader([ids[i] for i in valid_idx], targets.values[valid_idx], pad, bs=int(bs) * 2)
@@ -91,7 +92,7 @@ def text_learner(
     max_len: int = 256,
     pooling: Pooling = "mean",
     dropout: float = 0.1,
-    kind: TargetKind | None = None,
+    kind: KindName | None = None,
     label_delim: str | None = None,
     splitter: Splitter | str = "auto",
     valid_pct: float = 0.2,
@@ -101,7 +102,7 @@ def text_learner(
     monitor: str | None = None,
     opt: str = "adamw",
     wd: float = 0.01,
-    class_weights: Sequence[float] | None = None,
+    class_weights: Sequence[float] | str | None = None,
     label_smoothing: float = 0.0,
     grad_clip: float | None = 1.0,
     precision: Precision = "auto",

@@ -3,6 +3,7 @@
     model = quicklearn.load("imdb_model")
     model.predict("A moving, patient film.")          # Prediction(label='positive', probability=0.93, ...)
     model.predict(["great", "dull"])                  # [Prediction, Prediction]
+    model.predict("reviews.csv")                      # its rows with the prediction columns appended
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 import torch
 
-from quicklearn.core.errors import DataError, QuicklearnError
-from quicklearn.data.frames import read_frame
-from quicklearn.serving.predictor import Prediction, Predictor, decode_prediction, load_state
+from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
+from quicklearn.serving.predictor import Predictor, load_state
 from quicklearn.tasks.text.data import TextLoader, join_texts, text_separator, tokenize
 from quicklearn.tasks.text.model import TextModel, encoder_from_folder
 
@@ -44,40 +44,26 @@ class TextPredictor(Predictor):
         return cls(model, tokenizer, config, device)
 
     @torch.inference_mode()
-    def raw(self, texts: Sequence[str], bs: int = 64) -> torch.Tensor:
+    def raw(self, texts: Sequence[str], bs: int = 64, tta: bool = False) -> torch.Tensor:
         """Model outputs in input order (logits; regression values in the target's units)."""
+        if tta:
+            raise ConfigError("tta is for image models; a text has no views to average.")
+        if not all(isinstance(t, str) for t in texts):
+            raise DataError("predict on a list needs strings, one text each.")
         # the training code's tokenization and length-ordered, padded batches: less padding, the same ids
         loader = TextLoader(tokenize(self.tokenizer, list(texts), self.max_len), torch.zeros(len(texts)), self.model.pad_id, bs=bs)
         out = torch.empty((len(texts), self.model.head[-1].out_features))
         for idx in loader.batches():
             out[idx] = self.model(loader.collate(idx).to(self.device)).float().cpu()
-        if self.kind == "regression":
-            mean, std = self.config["target_stats"]
-            return out.flatten() * std + mean
-        return out
+        return self.in_target_units(out)
 
-    def predict(self, data: str | Sequence[str] | pd.DataFrame | Path) -> Prediction | list[Prediction] | pd.DataFrame:
-        """A string -> a Prediction; a list of strings -> a list; a DataFrame or CSV path -> its rows with
-        `<target>_pred` (and `<target>_prob` for classes) appended."""
-        if isinstance(data, str) and not data.lower().endswith((".csv", ".tsv")):
-            return self._decode(self.raw([data])[0])
-        if isinstance(data, (list, tuple)):
-            if not all(isinstance(t, str) for t in data):
-                raise DataError("predict on a list needs strings, one text each.")
-            return [self._decode(o) for o in self.raw(list(data))]
-        if isinstance(data, (str, Path, pd.DataFrame)):
-            frame, where = read_frame(data)
-            missing = [c for c in self.text_cols if c not in frame.columns]
-            if missing:
-                raise DataError(f"{where}: text column {missing[0]!r} is missing (the model reads {self.text_cols}).")
-            texts = join_texts(frame, self.text_cols, text_separator(self.tokenizer), where)
-            preds = [self._decode(o) for o in self.raw(texts)]
-            result = frame.copy()
-            result[f"{self.target}_pred"] = [" ".join(p.label) if isinstance(p.label, list) else p.label for p in preds]
-            if self.kind == "single":
-                result[f"{self.target}_prob"] = [p.probability for p in preds]
-            return result
-        raise DataError(f"cannot predict on a {type(data).__name__}; give a string, a list of strings, a DataFrame or a CSV path.")
+    def raw_frame(self, frame: pd.DataFrame, where: str, bs: int = 64, tta: bool = False) -> torch.Tensor:
+        """The rows' text columns, joined as in training."""
+        missing = [c for c in self.text_cols if c not in frame.columns]
+        if missing:
+            raise DataError(f"{where}: text column {missing[0]!r} is missing (the model reads {self.text_cols}).")
+        return self.raw(join_texts(frame, self.text_cols, text_separator(self.tokenizer), where), bs, tta)
 
-    def _decode(self, out: torch.Tensor) -> Prediction:
-        return decode_prediction(out, self.kind, self.classes, self.config.get("thresh", 0.5))
+    def is_one(self, data: Any) -> bool:
+        """One text is a string."""
+        return isinstance(data, str)

@@ -89,7 +89,7 @@ class TextTask(Task):
 
         return predict_csv_files(predictor, inputs, thresh=thresh, tta=tta)
 
-    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, float]:
+    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, Any]:
         from quicklearn.analysis.interpretation import predict_in_chunks
         from quicklearn.analysis.labelled import labelled_rows, score
         from quicklearn.data.frames import check_column

@@ -8,55 +8,39 @@ name imported inside weights_app so that the module stays cheap to import.)"""
 from pathlib import Path
 from typing import Annotated, Any
 
-from quicklearn.core.errors import ConfigError, DataError
+from quicklearn.core.errors import DataError
 from quicklearn.tasks.base import Predicted
 
-__all__ = ["collect_inputs", "predict_images", "weights_app"]
+__all__ = ["predict_images", "weights_app"]
 
 
-def collect_inputs(inputs: list[str]) -> tuple[list[Path], Any]:
-    """Image files, the images under folders, and the image paths of a CSV (whose rows come back too)."""
-    from quicklearn.tasks.vision.sources import csv_source, folder_source
+def predict_images(predictor: Any, inputs: list[str], *, thresh: str | None = None, tta: bool = False) -> Predicted:
+    """`quicklearn predict` on images: image files and folders give one row each (`path`, then the prediction
+    columns); a CSV of image paths gives its own rows with the prediction columns appended. thresh: the --thresh
+    text (multi-label)."""
+    import pandas as pd
 
+    from quicklearn.serving.predictor import cli_thresh, shown_columns
+    from quicklearn.tasks.vision.sources import folder_source
+
+    thresholds = cli_thresh(predictor, thresh)
+    frames: list[Any] = []
     paths: list[Path] = []
-    frame = None
     for item in inputs:
         p = Path(item).expanduser()
-        if p.is_dir():
+        if p.is_file() and p.suffix.lower() == ".csv":
+            frames.append(predictor.predict(p, thresh=thresholds, tta=tta))
+        elif p.is_dir():
             paths += folder_source(p).paths
-        elif p.suffix.lower() == ".csv":
-            src = csv_source(p)
-            paths += src.paths
-            frame = src.frame
         elif p.exists():
             paths.append(p)
         else:
             raise DataError(f"{p}: no such file or folder.")
-    return paths, frame
-
-
-def predict_images(predictor: Any, inputs: list[str], *, thresh: str | None = None, tta: bool = False) -> Predicted:
-    """`quicklearn predict` on images: one row per image (path, prediction, probability); a CSV of paths gives
-    its own rows with the prediction columns appended. thresh: the --thresh text (multi-label)."""
-    import pandas as pd
-
-    from quicklearn.serving.thresholds import check_thresh, parse_thresh
-
-    thresholds = None
-    if thresh is not None:
-        if predictor.kind != "multi":
-            raise ConfigError(f"--thresh is for multi-label models; this model's target is {predictor.kind}.")
-        thresholds = check_thresh(parse_thresh(thresh), predictor.classes or [], "--thresh")
-    paths, frame = collect_inputs(inputs)
-    preds = predictor.predict(paths, thresh=thresholds, tta=tta)
-    rows = [{"path": str(p), "prediction": pr.label if not isinstance(pr.label, list) else " ".join(pr.label),
-             "probability": pr.probability} for p, pr in zip(paths, preds)]
-    if frame is not None and len(frame) == len(rows):  # a CSV input: its rows with the predictions appended
-        df = frame.copy()
-        df["prediction"] = [r["prediction"] for r in rows]
-        df["probability"] = [r["probability"] for r in rows]
-        return Predicted(df, [c for c in ("prediction", "probability") if c in df.columns])
-    return Predicted(pd.DataFrame(rows, columns=["path", "prediction", "probability"]), ["path", "prediction", "probability"])
+    if paths:
+        files = pd.DataFrame({"path": [str(q) for q in paths]})
+        frames.insert(0, predictor.append_predictions(files, predictor.raw(paths, tta=tta), "the images", thresholds))
+    df = pd.concat(frames, ignore_index=True)
+    return Predicted(df, (["path"] if "path" in df.columns else []) + shown_columns(predictor))
 
 
 def weights_app() -> Any:

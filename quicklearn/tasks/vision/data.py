@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
-from quicklearn.data.labels import TargetKind, Vocab, get_targets, target_stats
+from quicklearn.data.kinds import get_kind
+from quicklearn.data.labels import KindName, Vocab, get_targets, target_stats
 from quicklearn.data.loaders import LoaderPair
 from quicklearn.data.sources import ItemSource
 from quicklearn.data.split import (
@@ -50,7 +51,7 @@ class DataLoaders(LoaderPair):
 
     train: BatchLoader
     valid: BatchLoader
-    kind: TargetKind
+    kind: KindName
     vocab: Vocab | None
     pipeline: ImagePipeline
     train_paths: list[Path] = field(default_factory=list)
@@ -82,7 +83,7 @@ class DataLoaders(LoaderPair):
         with torch.autocast(learn.device.type, dtype=learn.amp_dtype or torch.float32, enabled=learn.amp_dtype is not None):
             preds = tta_outputs(learn.forward, dl.images, dl.pipeline, learn.kind, bs=dl.bs, device=learn.device,
                                 channels_last=learn.channels_last)
-        if learn.kind == "regression":
+        if learn.target_kind.standardized:
             preds = preds.flatten() * learn.y_std + learn.y_mean
         return preds, dl.targets.cpu()
 
@@ -99,12 +100,9 @@ class DataLoaders(LoaderPair):
 
         return keys(self.train_paths, self.train.targets), keys(self.valid_paths, self.valid.targets)
 
-    def decode_target(self, y: torch.Tensor) -> list[str] | list[float]:
-        if self.kind == "regression":
-            return [float(v) for v in y.flatten()]
-        if self.kind == "multi":
-            return [" ".join(c for c, on in zip(self.vocab.classes, row) if on > 0.5) for row in y]  # type: ignore[union-attr]
-        return [self.vocab.classes[int(i)] for i in y]  # type: ignore[union-attr]
+    def decode_target(self, y: torch.Tensor) -> list[str]:
+        """Encoded targets as people read them (class names, labels, numbers)."""
+        return self.target_kind.readable(y, self.vocab.classes if self.vocab else None)
 
     def show_batch(self, path: str | Path = "show_batch.png", n: int = 16, seed: int = 0) -> Path:
         """Save a PNG grid of `n` augmented training images with their labels; returns the path."""
@@ -118,7 +116,7 @@ def image_dataloaders(
     *,
     y: str | Callable[[Path], Any] | None = None,
     path_col: str | None = None,
-    kind: TargetKind | None = None,
+    kind: KindName | None = None,
     label_delim: str | None = None,
     splitter: Splitter | str = "auto",
     valid_pct: float = 0.2,
@@ -187,7 +185,7 @@ def image_dataloaders(
 
     aug = augment if isinstance(augment, AugmentConfig) else AugmentConfig(enabled=bool(augment))
     tv, vv = targets.values[train_idx], targets.values[valid_idx]
-    stats = target_stats(tv) if targets.kind == "regression" else None
+    stats = target_stats(tv) if get_kind(targets.kind).standardized else None
     dev = torch.device(device)
     bs_train = min(bs, len(train_idx))
     train = BatchLoader(train_imgs, tv, pipeline, bs=bs_train, shuffle=True, drop_last=True, augment=aug, seed=seed,

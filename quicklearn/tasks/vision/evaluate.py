@@ -31,7 +31,7 @@ def image_labels(data: str | Path, y: str | None, trained_y: Any) -> tuple[list[
     return src.paths, raw_labels(src, y)
 
 
-def evaluate_images(predictor: "ImagePredictor", data: str | Path, y: str | None = None, tta: bool = False) -> dict[str, float]:
+def evaluate_images(predictor: "ImagePredictor", data: str | Path, y: str | None = None, tta: bool = False) -> dict[str, Any]:
     """Loss and metrics on labelled images: a folder (one sub-folder per class, searched recursively, so a
     train/valid tree works too) or a CSV of image paths with label column `y`; tta: test-time augmentation."""
     paths, raw = image_labels(data, y, trained_data(predictor).get("y"))

@@ -55,13 +55,10 @@ def show_results(learn: "Learner", path: str | Path = "results.png", n: int = 12
     x, y = dl.make_batch(idx)
     learn.model.eval()
     out = learn.model(x).float().cpu()
-    if learn.kind == "regression":
+    if learn.target_kind.standardized:
         out = out.flatten() * learn.y_std + learn.y_mean
-        preds, actual = [f"{v:.3g}" for v in out], [f"{v:.3g}" for v in y.cpu()]
-    elif learn.kind == "multi":
-        preds, actual = dls.decode_target((out.sigmoid() > 0.5).float()), dls.decode_target(y.cpu())
-    else:
-        preds, actual = dls.decode_target(out.argmax(1)), dls.decode_target(y.cpu())
+    classes = dls.vocab.classes if dls.vocab else None
+    preds, actual = dls.decode_target(learn.target_kind.decide(out, classes)), dls.decode_target(y.cpu())
     titles = [f"{p} / {a}" for p, a in zip(preds, actual)]
     colors = ["green" if p == a else "red" for p, a in zip(preds, actual)]
     images = dls.pipeline.normalize.denormalize(x)

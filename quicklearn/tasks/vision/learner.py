@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from quicklearn.core.distributed import device_for_rank, init_from_env, world_size
-from quicklearn.data.labels import TargetKind
+from quicklearn.data.labels import KindName
 from quicklearn.data.split import Splitter
 from quicklearn.tasks.vision.augment import AugmentConfig
 from quicklearn.tasks.vision.backbones import DEFAULT_ARCH, check_arch
@@ -39,7 +39,7 @@ def vision_learner(
     # data
     y: str | Callable[[Path], Any] | None = None,
     path_col: str | None = None,
-    kind: TargetKind | None = None,
+    kind: KindName | None = None,
     label_delim: str | None = None,
     splitter: Splitter | str = "auto",
     valid_pct: float = 0.2,
@@ -62,7 +62,7 @@ def vision_learner(
     train_bn: bool = True,
     freeze_bn_stats: bool | None = None,
     label_smoothing: float = 0.0,
-    class_weights: Sequence[float] | None = None,
+    class_weights: Sequence[float] | str | None = None,
     mixup: float = 0.0,
     cutmix: float = 0.0,
     ema: float | None = None,

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from quicklearn._version import __version__
 from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
 from quicklearn.core.progress import progress
 from quicklearn.serving.format import CONFIG
-from quicklearn.serving.predictor import Prediction, Predictor, decode_prediction, load_state
-from quicklearn.serving.thresholds import Thresh
+from quicklearn.serving.predictor import Predictor, load_state
 from quicklearn.tasks.vision.images import UnreadableImage, decode_image, upright
 from quicklearn.tasks.vision.pipeline import ImagePipeline
 from quicklearn.tasks.vision.tta import tta_outputs
@@ -104,24 +104,22 @@ class ImagePredictor(Predictor):
             for k in range(0, len(items), bs):
                 x = torch.stack([self._to_uint8(it) for it in items[k : k + bs]]).to(self.device)
                 if tta:
-                    outs.append(tta_outputs(self.model, x, self.pipeline, self.kind, bs=bs, device=self.device))
+                    outs.append(tta_outputs(self.model, x, self.pipeline, self.target_kind, bs=bs, device=self.device))
                 else:
                     outs.append(self.model(self.pipeline.valid_batch(x)).float().cpu())
                 if bar:
                     bar.advance(task, len(x))
         out = torch.cat(outs) if outs else torch.empty(0)
-        if self.kind == "regression":
-            mean, std = self.config["target_stats"]
-            out = out.flatten() * std + mean
-        return out
+        return self.in_target_units(out)
 
-    def predict(self, items: Any, bs: int = 64, *, thresh: Thresh | None = None, tta: bool = False) -> Prediction | list[Prediction]:
-        """Predict one item (path, PIL image, (C,H,W) tensor) or a list of them (batched).
-        thresh: multi-label threshold(s) for this call, a float or {label: float} over the model's own.
-        tta: average the predictions of four fixed views (flips and a zoomed crop, see `quicklearn.tasks.vision.tta`)."""
-        thresholds = self.thresholds(thresh)
-        single = not isinstance(items, (list, tuple))
-        batch = [items] if single else list(items)
-        out = self.raw(batch, bs, tta=tta)
-        preds = [decode_prediction(o, self.kind, self.classes, thresholds) for o in out]
-        return preds[0] if single else preds
+    def raw_frame(self, frame: pd.DataFrame, where: str, bs: int = 64, tta: bool = False) -> torch.Tensor:
+        """The images a table names: its image-path column (the one training read, else the one that holds image
+        paths), relative to the CSV's folder (a DataFrame's: the working folder)."""
+        from quicklearn.tasks.vision.sources import find_image_column
+
+        col = ((self.config.get("recipe") or {}).get("data") or {}).get("path_col") or find_image_column(frame)
+        if col is None or col not in frame.columns:
+            raise DataError(f"{where}: no column of image paths found among {list(frame.columns)}.")
+        base = Path(where).parent if Path(where).is_file() else Path(".")
+        paths = [Path(p) if Path(p).is_absolute() else base / p for p in frame[col].astype(str)]
+        return self.raw(paths, bs, tta)

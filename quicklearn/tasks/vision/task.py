@@ -81,7 +81,7 @@ class VisionTask(Task):
 
         return predict_images(predictor, inputs, thresh=thresh, tta=tta)
 
-    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, float]:
+    def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, Any]:
         from quicklearn.tasks.vision.evaluate import evaluate_images
 
         return evaluate_images(predictor, data, y, tta)

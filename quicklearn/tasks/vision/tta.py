@@ -17,8 +17,8 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from quicklearn.core.errors import ConfigError
 from quicklearn.core.progress import progress
+from quicklearn.data.kinds import TargetKind, get_kind
 from quicklearn.tasks.vision.augment import resize_batch
 from quicklearn.tasks.vision.pipeline import ImagePipeline
 
@@ -26,7 +26,6 @@ __all__ = ["N_VIEWS", "tta_zoom", "zoom_crop", "tta_views", "average_views", "tt
 
 N_VIEWS = 4
 DEFAULT_ZOOM = 1 / 0.875  # when presize == size there is no margin to crop into: zoom as a 224-of-256 crop would
-_MIN_PROB = 1e-30  # keeps log(mean prob) finite when a class's probability underflows
 
 
 def tta_zoom(pipeline: ImagePipeline) -> float:
@@ -50,23 +49,17 @@ def tta_views(x: Tensor, pipeline: ImagePipeline) -> list[Tensor]:
     return [pipeline.normalize(v) for v in (base, base.flip(-1), crop, crop.flip(-1))]
 
 
-def average_views(outs: Sequence[Tensor], kind: str) -> Tensor:
-    """Per-view model outputs -> one output in the decodable space (see the module docstring), float32."""
-    stacked = torch.stack([o.double() for o in outs])
-    if kind == "single":
-        return stacked.softmax(-1).mean(0).clamp_min(_MIN_PROB).log().float()
-    if kind == "multi":
-        return torch.logit(stacked.sigmoid().mean(0), eps=1e-12).float()
-    if kind == "regression":
-        return stacked.mean(0).float()
-    raise ConfigError(f"TTA: unknown target kind {kind!r}; expected single, multi or regression.")
+def average_views(outs: Sequence[Tensor], kind: "str | TargetKind") -> Tensor:
+    """Per-view model outputs -> one output in the decodable space (see the module docstring), float32: the
+    target kind's own averaging (data/kinds.py)."""
+    return get_kind(kind).average_views(outs)
 
 
 def tta_outputs(
     model: Callable[[Tensor], Tensor],
     images: Tensor,
     pipeline: ImagePipeline,
-    kind: str,
+    kind: "str | TargetKind",
     *,
     bs: int = 64,
     device: torch.device | str = "cpu",
