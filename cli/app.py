@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 
 from quicklearn.core.errors import QuicklearnError
-from quicklearn.tasks.base import Option
+from quicklearn.tasks.base import Option, Task
 from quicklearn.tasks.registry import all_tasks
 
 from . import commands
@@ -72,49 +72,95 @@ def _given_args(ctx: typer.Context) -> list[str]:
     return args
 
 
-def _train_options() -> list[Option]:
-    """The shared options, then each task's own (a flag two tasks declare appears once: they set the same key)."""
-    seen: dict[str, Option] = {o.flag: o for o in COMMON}
+def _train_options() -> list[tuple[Option, list[Task] | None]]:
+    """The shared options (owners None), then each task's own with the tasks that have it (a flag two tasks
+    declare appears once: they must set the same key)."""
+    seen: dict[str, tuple[Option, list[Task] | None]] = {o.flag: (o, None) for o in COMMON}
     for task in all_tasks():
         for opt in task.options:
-            if opt.flag in seen and seen[opt.flag].key != opt.key:
-                raise QuicklearnError(f"task {task.name}'s option {opt.flag} sets {opt.key}, but {opt.flag} already sets "
-                                      f"{seen[opt.flag].key}; give it another name.")
-            seen.setdefault(opt.flag, opt)
+            known = seen.get(opt.flag)
+            if known is None:
+                seen[opt.flag] = (opt, [task])
+            elif known[1] is None or known[0].key != opt.key:
+                raise QuicklearnError(f"task {task.name}'s option {opt.flag} sets {opt.key}, but {opt.flag} already "
+                                      f"sets {known[0].key}; give it another name.")
+            else:
+                known[1].append(task)
     return list(seen.values())
 
 
-def _parameter(opt: Option) -> inspect.Parameter:
+def _default(task: Task, key: str) -> Any:
+    """The default of recipe key `key` ("fit.epochs") in `task`'s recipe, or None where it has none."""
+    value: Any = task.recipe.model_validate({"task": task.name}).model_dump(mode="json")
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _help(opt: Option, owners: list[Task]) -> str:
+    """The option's help with its default for each task that has it ("[default: 3 for vision, auto for tabular]"),
+    markup-escaped so that rich shows brackets as typed."""
+    from rich.markup import escape
+
+    shown = {t.name: _default(t, opt.key) for t in owners}
+    shown = {name: v for name, v in shown.items() if v is not None and v is not False and v != [] and v != ""}
+    text = escape(opt.help)
+    if shown and opt.type is not bool:
+        values = {name: ",".join(map(str, v)) if isinstance(v, list) else str(v) for name, v in shown.items()}
+        if len(set(values.values())) == 1 and len(values) == len(owners):
+            text += f" \\[default: {next(iter(values.values()))}]"
+        else:
+            text += " \\[default: " + ", ".join(f"{v} for {name}" for name, v in values.items()) + "]"
+    return text
+
+
+def _panel(owners: list[Task] | None) -> str | None:
+    """Help panels: the shared options under "Options", a task's own under its data's name."""
+    if owners is None:
+        return None
+    nouns = " and ".join(t.noun for t in owners)
+    return f"{nouns[0].upper()}{nouns[1:]} (--task {', '.join(t.name for t in owners)})"
+
+
+def _parameter(opt: Option, owners: list[Task] | None) -> inspect.Parameter:
     names = [opt.flag, *([opt.short] if opt.short else [])]
+    info = dict(help=_help(opt, owners if owners is not None else all_tasks()), rich_help_panel=_panel(owners))
     if opt.type is bool:
         return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=False,
-                                 annotation=Annotated[bool, typer.Option(*names, help=opt.help)])
+                                 annotation=Annotated[bool, typer.Option(*names, **info)])
     kind = str if opt.parse is not None else opt.type
     return inspect.Parameter(opt.param, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[Optional[kind], typer.Option(*names, help=opt.help)])
+                             annotation=Annotated[Optional[kind], typer.Option(*names, **info)])
 
 
+RUN = "Run"  # the help panel of the switches about the run itself
 _RUN_PARAMS = [
     inspect.Parameter("recipe", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-        Optional[str], typer.Option(help="Recipe file or shipped name (vision, vision-fast-cpu, ...).")]),
+        Optional[str], typer.Option(help="Recipe file or shipped name (vision, vision-fast-cpu, ...).", rich_help_panel=RUN)]),
     inspect.Parameter("task", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-        Optional[str], typer.Option(help="The task (inferred from the data when left out).")]),
+        Optional[str], typer.Option(help="The task (inferred from the data when left out): vision, tabular, text or a plugin's.",
+                                         rich_help_panel=RUN)]),
     inspect.Parameter("overwrite", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option(help="Replace an existing --out folder.")]),
+        bool, typer.Option(help="Replace an existing --out folder.", rich_help_panel=RUN)]),
     inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.")]),
+        bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.", rich_help_panel=RUN)]),
     inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.")]),
+        bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.",
+                          rich_help_panel=RUN)]),
     inspect.Parameter("gpus", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[str], typer.Option(help="Processes on this machine, one per GPU: N or 'all' (starts torchrun; with "
-                                         "--device cpu, N CPU processes).")]),
-    inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOpt),
+                                         "--device cpu, N CPU processes).", rich_help_panel=RUN)]),
+    inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks.", rich_help_panel=RUN)]),
 ]
 
 
 def _train_command() -> Callable:
     """`quicklearn train`, its parameters generated from the options of every registered task."""
-    options = _train_options()
+    declared = _train_options()
+    options = [o for o, _ in declared]
 
     def train(ctx: typer.Context, **params: Any) -> None:
         """Fine-tune a pretrained model on your data and save it to a model folder."""
@@ -131,7 +177,7 @@ def _train_command() -> Callable:
             raise typer.Exit(code)
 
     ctx_param = inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)
-    train.__signature__ = inspect.Signature([ctx_param, *[_parameter(o) for o in options], *_RUN_PARAMS])  # type: ignore[attr-defined]
+    train.__signature__ = inspect.Signature([ctx_param, *[_parameter(o, owners) for o, owners in declared], *_RUN_PARAMS])  # type: ignore[attr-defined]
     return train
 
 
@@ -203,14 +249,17 @@ def lr_find(
 @app.command("show-batch")
 @_user_errors
 def show_batch(
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Folder of images or a CSV [default: the bundled sample].")] = None,
-    out_file: Annotated[Path, typer.Option("--out", "-o", help="PNG to write.")] = Path("show_batch.png"),
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="Images (a folder or a CSV of paths), a table or texts [default: the bundled sample].")] = None,
+    task: Annotated[Optional[str], typer.Option(help="The task (inferred from the data when left out).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-y", help="Target column of a CSV.")] = None,
+    out_file: Annotated[Path, typer.Option("--out", "-o", help="Images: the PNG to write.")] = Path("show_batch.png"),
     size: Annotated[Optional[int], typer.Option(help="Images: image size [default: 224].")] = None,
     n: Annotated[int, typer.Option(help="How many items.")] = 16,
     debug: DebugOpt = False,
 ) -> None:
-    """Save a PNG grid of augmented training images with their labels."""
-    commands.show_batch(data, out_file, size, n, out)
+    """Show training examples as the model sees them: augmented images as a PNG grid; rows and texts printed."""
+    given = {k: v for k, v in {"--size": size, "--target": target}.items() if v is not None}
+    commands.show_batch(data, task, given, out_file, n, out)
 
 
 @app.command()

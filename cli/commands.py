@@ -298,18 +298,19 @@ def lr_find(data: str, task: str | None, given: dict[str, Any], plot: Path, cons
     console.print(f"suggested learning rate: [bold]{result.suggestion:.2e}[/] (plot: {result.plot})", highlight=False)
 
 
-def show_batch(data: str | None, out_file: Path, size: int | None, n: int, console: Console) -> None:
+def show_batch(data: str | None, task: str | None, given: dict[str, Any], out_file: Path, n: int, console: Console) -> None:
     """A look at training examples as the model sees them, for the data's task."""
     from quicklearn.tasks.registry import get_task
 
-    base = _resolve_recipe(None, None, data, console)
-    task = get_task(base.task)
+    base = _resolve_recipe(None, task, data, console)
+    the_task = get_task(base.task)
     if data is None:
-        data = task.default_data()
+        data = the_task.default_data()
+        if data is None:
+            raise ConfigError(f"show-batch needs --data for a {the_task.name} task.")
         console.print(f"no --data given: using the bundled sample ({data})", highlight=False)
-    given = {"--data": data, **({"--size": size} if size is not None else {})}
-    resolved = _resolve_options(base, task, given, _all_options())
-    console.print(task.show_batch(resolved, out_file, n), highlight=False, markup=False)
+    resolved = _resolve_options(base, the_task, {"--data": data, **given}, _all_options())
+    console.print(the_task.show_batch(resolved, out_file, n), highlight=False, markup=False)
 
 
 def info(console: Console) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from quicklearn.core.errors import ConfigError
 from quicklearn.tasks.base import Option
 
-__all__ = ["COMMON", "batch_size"]
+__all__ = ["COMMON", "batch_size", "class_weights"]
 
 
 def batch_size(value: Any) -> int | str:
@@ -21,19 +21,34 @@ def batch_size(value: Any) -> int | str:
         raise ConfigError(f"--bs {value!r}: expected a whole number (or 'auto').") from None
 
 
+def class_weights(value: Any) -> list[float] | str:
+    """--class-weights balanced, or one weight per class: --class-weights 1,3.5."""
+    text = str(value).strip()
+    if text.lower() == "balanced":
+        return "balanced"
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--class-weights {value!r}: use balanced, or one number per class in the order of the "
+                          "classes (sorted), e.g. 1,3.5.") from None
+
+
 COMMON: tuple[Option, ...] = (
     Option("--data", "data.path", "Folder of images (one sub-folder per class) or a CSV.", short="-d"),
     Option("--target", "data.y", "Target: a CSV column or a regex on the file name.", short="-y"),
-    Option("--kind", "data.kind", "single | multi | regression [default: inferred from the target]."),
-    Option("--epochs", "fit.epochs", "Unfrozen epochs, after the frozen ones [default: 3].", int),
-    Option("--freeze-epochs", "fit.freeze_epochs", "Epochs with the backbone frozen [default: 1].", int),
-    Option("--lr", "fit.base_lr", "Base learning rate [default: 2e-3].", float),
-    Option("--bs", "training.bs", "Batch size, or 'auto' [default: 32].", parse=batch_size),
-    Option("--seed", "training.seed", "Random seed [default: 42].", int),
+    Option("--kind", "data.kind", "single | multi | regression (inferred from the target: numbers that are not all "
+           "whole, or more than 20 whole values, are a regression)."),
+    Option("--epochs", "fit.epochs", "Unfrozen epochs, after the frozen ones.", int),
+    Option("--freeze-epochs", "fit.freeze_epochs", "Epochs with the body frozen (the head alone trains).", int),
+    Option("--lr", "fit.base_lr", "Base learning rate.", float),
+    Option("--bs", "training.bs", "Batch size, or 'auto'.", parse=batch_size),
+    Option("--class-weights", "training.class_weights", "Classifiers: balanced, or one weight per class (1,3.5).",
+           parse=class_weights),
+    Option("--seed", "training.seed", "Random seed.", int),
     Option("--device", "training.device", "auto | cpu | cuda | cuda:1 | mps."),
-    Option("--valid-pct", "data.valid_pct", "Validation share when the data has no split [default: 0.2].", float),
-    Option("--split", "data.splitter", "auto | random | stratified; tables also column:NAME | time:NAME."),
-    Option("--out", "output.out", "Output folder [default: runs/<data>-<time>].", short="-o"),
+    Option("--valid-pct", "data.valid_pct", "Validation share when the data has no split.", float),
+    Option("--split", "data.splitter", "auto | random | stratified; tables and texts also column:NAME | time:NAME."),
+    Option("--out", "output.out", "Output folder (runs/<data>-<time> when left out).", short="-o"),
     Option("--tensorboard", "output.tensorboard",
-           'Also log to TensorBoard in <out>/tensorboard (pip install "quicklearn\\[tensorboard]").', bool),
+           'Also log to TensorBoard in <out>/tensorboard (pip install "quicklearn[tensorboard]").', bool),
 )

@@ -6,13 +6,14 @@ from __future__ import annotations
 import difflib
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from quicklearn.core.errors import DataError
 from quicklearn.data.sources import read_table
 
-__all__ = ["read_frame", "check_column", "drop_rows_without"]
+__all__ = ["read_frame", "read_head", "check_column", "check_columns", "drop_rows_without"]
 
 log = logging.getLogger("quicklearn")
 
@@ -50,3 +51,21 @@ def drop_rows_without(frame: pd.DataFrame, y: str, where: str) -> pd.DataFrame:
     rows = [int(i) for i in (~has).to_numpy().nonzero()[0][:3]]
     log.warning("%s: %d row(s) have no %r (first rows %s); they are left out.", where, int((~has).sum()), y, rows)
     return frame[has.to_numpy()].reset_index(drop=True)
+
+
+def read_head(data: str | Path | pd.DataFrame, nrows: int = 100) -> tuple[pd.DataFrame, str]:
+    """The first rows of a CSV (or the DataFrame itself) and how to name it: enough to check its columns before a
+    run is announced, without reading a large file twice."""
+    if isinstance(data, pd.DataFrame):
+        return data, "the DataFrame"
+    path = Path(data).expanduser()
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; this task reads a CSV file (or a DataFrame).")
+    return read_table(path, nrows=nrows), str(path)
+
+
+def check_columns(frame: pd.DataFrame, where: str, **named: Any) -> None:
+    """Every column named, by what it is for: check_columns(frame, where, target="y", feature=["a", "b"])."""
+    for what, names in named.items():
+        for name in ([names] if isinstance(names, str) else names or []):
+            check_column(frame, name, what, where)

@@ -16,7 +16,7 @@ from quicklearn.core.distributed import batch_slice, block_slice
 from quicklearn.core.errors import ConfigError, DataError
 from quicklearn.data.kinds import TargetKind, get_kind
 
-__all__ = ["LoaderPair", "n_batches", "shard_batches", "sharded_len", "tensor_keys"]
+__all__ = ["LoaderPair", "n_batches", "shard_batches", "sharded_len", "tensor_keys", "results_csv"]
 
 log = logging.getLogger("quicklearn")
 
@@ -56,6 +56,25 @@ def shard_batches(batches: list[torch.Tensor], bs: int, rank: int, world: int,
     return [(block[k:k + bs], None, len(block[k:k + bs])) for k in range(0, len(block), bs)]
 
 
+def results_csv(learn: Any, items: Sequence[str], path: str | Path | None, n: int) -> Path:
+    """`show_results` for rows and texts: the first `n` validation items (as described), actual, predicted (and
+    the prediction's probability for one-label classifiers), written as a CSV; returns its path."""
+    import pandas as pd
+
+    from quicklearn.core.fileio import write_text
+
+    preds, targets = learn.get_preds()
+    preds, targets = preds[: len(items)], targets[: len(items)]
+    kind, classes = learn.target_kind, learn.dls.vocab.classes if learn.dls.vocab else None
+    frame = pd.DataFrame({"item": list(items), "actual": kind.readable(targets, classes),
+                          "predicted": kind.readable(kind.decide(preds, classes), classes)})
+    cols = kind.columns(preds, classes)
+    if "probability" in cols:
+        frame["probability"] = cols["probability"]
+    target = Path(path) if path is not None else Path("results.csv")
+    return write_text(target.with_suffix(".csv"), frame.to_csv(index=False))
+
+
 def tensor_keys(rows: Sequence[torch.Tensor] | torch.Tensor, targets: torch.Tensor) -> list[bytes]:
     """One key per item: its row of values (a table row, a text's token ids) and its target, as bytes."""
     return [r.detach().cpu().numpy().tobytes() + b"\0" + t.detach().cpu().numpy().tobytes() for r, t in zip(rows, targets)]
@@ -76,10 +95,11 @@ class LoaderPair:
         and the files written into `folder` (their checksums are recorded)."""
         return {}, []
 
-    def show_results(self, learn: Any, path: str | Path, n: int) -> Path:
-        """A picture of validation items with predicted and actual targets."""
-        raise ConfigError(f"show_results is for image data; this is {self.task or 'other'} data: use "
-                          "quicklearn.interpret(learn).top_losses() to see predictions next to targets.")
+    def show_results(self, learn: Any, path: str | Path | None, n: int) -> Path:
+        """The first `n` validation items with their actual and predicted targets: a picture for images, a CSV for
+        rows and texts; `path` None: results.png / results.csv."""
+        raise ConfigError(f"show_results needs data that can show its items; this {self.task or 'other'} data cannot: "
+                          "use quicklearn.interpret(learn).top_losses() to see predictions next to targets.")
 
     def tta(self, learn: Any, dl: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Test-time augmentation over `dl`: outputs averaged over fixed views of each item."""

@@ -100,6 +100,7 @@ class Predictor:
             from quicklearn.data.frames import read_frame
 
             frame, where = read_frame(data)
+            self._refuse_clashes(frame, where)  # before predicting: a name clash is known from the header
             return self.append_predictions(frame, self.raw_frame(frame, where, bs=bs, tta=tta), where, thresholds)
         one = self.is_one(data)
         items = [data] if one else list(data)
@@ -110,14 +111,18 @@ class Predictor:
                            thresh: Thresh | None = None) -> pd.DataFrame:
         """`frame` with the prediction columns of `out` appended; an input column of the same name is refused."""
         columns = self.target_kind.columns(out, self.classes, self.thresh if thresh is None else thresh)
-        clash = [str(c) for c in frame.columns if str(c) in columns or str(c) in RESERVED_COLUMNS or str(c).startswith("prob_")]
-        if clash:
-            raise DataError(f"{where}: column {clash[0]!r} has the name of a prediction column (prediction, probability, "
-                            "prob_<class>); rename it in the input.")
+        self._refuse_clashes(frame, where)
         result = frame.copy()
         for name, values in columns.items():
             result[name] = values
         return result
+
+    @staticmethod
+    def _refuse_clashes(frame: pd.DataFrame, where: str) -> None:
+        clash = [str(c) for c in frame.columns if str(c) in RESERVED_COLUMNS or str(c).startswith("prob_")]
+        if clash:
+            raise DataError(f"{where}: column {clash[0]!r} has the name of a prediction column (prediction, probability, "
+                            "prob_<class>); rename it in the input.")
 
     def thresholds(self, override: Thresh | None = None) -> Thresh:
         """The multi-label threshold(s) in use: the model's (config.json 'thresh'), with `override` on top."""

@@ -664,9 +664,9 @@ class Learner:
 
         return export_learner(self, path, thresh=thresh)
 
-    def show_results(self, path: str | Path = "results.png", n: int = 12) -> Path:
-        """Save a PNG grid of validation items titled predicted/actual (green right, red wrong), where the data
-        has pictures; other data says what to use instead."""
+    def show_results(self, path: str | Path | None = None, n: int = 12) -> Path:
+        """The first `n` validation items with predicted and actual targets: a PNG grid for images (green right,
+        red wrong; default results.png), a CSV for tables and texts (default results.csv)."""
         return self.dls.show_results(self, path, n)
 
     def tta(self, dl: Any = None) -> tuple[torch.Tensor, torch.Tensor]:

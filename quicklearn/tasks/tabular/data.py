@@ -35,7 +35,7 @@ import torch
 from quicklearn.core.errors import DataError
 from quicklearn.data.frames import check_column
 from quicklearn.data.labels import KindName, Vocab, infer_kind
-from quicklearn.data.loaders import LoaderPair, n_batches, shard_batches, sharded_len, tensor_keys
+from quicklearn.data.loaders import LoaderPair, n_batches, results_csv, shard_batches, sharded_len, tensor_keys
 
 __all__ = ["ColumnRoles", "infer_roles", "TabularProcessor", "TabularLoader", "TabularDataLoaders", "tabular_target", "UNKNOWN", "MISSING"]
 
@@ -392,7 +392,31 @@ class TabularDataLoaders(LoaderPair):
         """config.json's target column, fitted pre-processing and column roles: all a loaded model needs."""
         return {"target": self.y, "processor": self.processor.to_dict(), "roles": self.roles.to_dict()}, []
 
+    def show_results(self, learn: Any, path: str | Path | None, n: int) -> Path:
+        """The first `n` validation rows, described as column=value, with the actual and predicted targets, as a
+        CSV (a table is better read than looked at)."""
+        return results_csv(learn, row_descriptions(self.processor, self.valid.x[:n].cpu()), path, n)
+
+    def show_batch_text(self, n: int) -> str:
+        """The first `n` training rows as the model reads them (column=value after pre-processing) and their targets."""
+        rows = row_descriptions(self.processor, self.train.x[:n].cpu())
+        labels = self.target_kind.readable(self.train.targets[:n].cpu(), self.vocab.classes if self.vocab else None)
+        return "\n".join(f"[{label}] {row}" for label, row in zip(labels, rows))
+
     def item_keys(self) -> tuple[list[bytes], list[bytes]]:
         """Each row's processed values and target."""
         return tensor_keys(self.train.x, self.train.targets), tensor_keys(self.valid.x, self.valid.targets)
 
+
+def row_descriptions(processor: Any, x: torch.Tensor) -> list[str]:
+    """Pre-processed rows back to 'column=value, ...' (continuous values un-normalized; missing ones show the
+    median they were filled with, and their <col>_na column says so)."""
+    cols: list[list[str]] = []
+    for j, name in enumerate(processor.cat_names):
+        levels = [UNKNOWN, MISSING, *processor.levels[name]]
+        cols.append([f"{name}={levels[int(c)]}" for c in x[:, j].tolist()])
+    k = len(processor.cat_names)
+    for j, name in enumerate(processor.cont_names):
+        values = x[:, k + j].double() * processor.stds[name] + processor.means[name]
+        cols.append([f"{name}={v:.4g}" for v in values.tolist()])
+    return [", ".join(parts) for parts in zip(*cols)] if cols else [""] * len(x)

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from quicklearn.analysis.interpretation import Interpretation
 from quicklearn.analysis.labelled import labelled_rows
-from quicklearn.tasks.tabular.data import MISSING, UNKNOWN, _cat_key
+from quicklearn.tasks.tabular.data import _cat_key, row_descriptions
 from quicklearn.tasks.tabular.importance import importance_label, learner_importance, predictor_importance
 
 if TYPE_CHECKING:
     from quicklearn.tasks.tabular.predictor import TabularPredictor
     from quicklearn.train.learner import Learner
 
-__all__ = ["interpret_learner", "interpret_model", "row_descriptions"]
+__all__ = ["interpret_learner", "interpret_model"]
 
 
 def interpret_learner(learn: "Learner") -> Interpretation:
@@ -43,15 +41,3 @@ def interpret_model(predictor: "TabularPredictor", data: Any, y: str | None) -> 
     return interp
 
 
-def row_descriptions(processor: Any, x: torch.Tensor) -> list[str]:
-    """Pre-processed rows back to 'column=value, ...' (continuous values un-normalized; missing ones show the
-    median they were filled with, and their <col>_na column says so)."""
-    cols: list[list[str]] = []
-    for j, name in enumerate(processor.cat_names):
-        levels = [UNKNOWN, MISSING, *processor.levels[name]]
-        cols.append([f"{name}={levels[int(c)]}" for c in x[:, j].tolist()])
-    k = len(processor.cat_names)
-    for j, name in enumerate(processor.cont_names):
-        values = x[:, k + j].double() * processor.stds[name] + processor.means[name]
-        cols.append([f"{name}={v:.4g}" for v in values.tolist()])
-    return [", ".join(parts) for parts in zip(*cols)] if cols else [""] * len(x)

@@ -34,10 +34,10 @@ class TabularTask(Task):
     detect_order = 90
     fallback = True
     options = (
-        Option("--cat", "data.cat_names", "Tables: comma-separated columns to treat as categorical.", parse=_names),
-        Option("--cont", "data.cont_names", "Tables: comma-separated columns to treat as continuous.", parse=_names),
-        Option("--drop", "data.drop", "Tables: comma-separated columns to leave out.", parse=_names),
-        Option("--date-parts", "data.date_parts", "Tables: use date columns as year/month/day of week/elapsed.", bool),
+        Option("--cat", "data.cat_names", "Comma-separated columns to treat as categorical.", parse=_names),
+        Option("--cont", "data.cont_names", "Comma-separated columns to treat as continuous.", parse=_names),
+        Option("--drop", "data.drop", "Comma-separated columns to leave out.", parse=_names),
+        Option("--date-parts", "data.date_parts", "Use date columns as year/month/day of week/elapsed.", bool),
     )
 
     def detect(self, data: Path) -> str | None:
@@ -46,8 +46,16 @@ class TabularTask(Task):
         return None
 
     def check(self, recipe: TabularRecipe) -> None:  # type: ignore[override]
-        if not recipe.data.y:
+        """The target and every column named exist (read from the CSV's first rows), before anything is announced."""
+        from quicklearn.data.frames import check_columns, read_head
+
+        d = recipe.data
+        if not d.y:
             raise ConfigError("tabular data needs its target column: give --target COLUMN or set data.y in the recipe.")
+        frame, where = read_head(d.path)
+        split = d.splitter.partition(":")[2] if d.splitter.startswith(("column:", "time:")) else None
+        check_columns(frame, where, target=d.y, feature=[*(d.cat_names or []), *(d.cont_names or []), *d.drop],
+                      split=[split] if split else [])
 
     def describe(self, recipe: TabularRecipe, out: Path) -> str:  # type: ignore[override]
         return (f"training a tabular model on {recipe.data.path}, target {recipe.data.y!r}, "
@@ -96,6 +104,11 @@ class TabularTask(Task):
         from quicklearn.tasks.tabular.interpret import interpret_model
 
         return interpret_model(predictor, data, y)
+
+    def show_batch(self, recipe: TabularRecipe, out: Path, n: int) -> str:  # type: ignore[override]
+        """The first training rows as the model reads them (printed: a table is read, not looked at)."""
+        self.check(recipe)
+        return self.build(recipe, path=None, progress=False, cbs=()).dls.show_batch_text(n)
 
     def onnx(self, predictor: Any) -> OnnxSpec:
         from quicklearn.tasks.tabular.onnx import onnx_spec

@@ -20,7 +20,7 @@ import torch
 from quicklearn.core.errors import DataError
 from quicklearn.core.progress import progress
 from quicklearn.data.labels import KindName, Vocab
-from quicklearn.data.loaders import LoaderPair, shard_batches, sharded_len, tensor_keys
+from quicklearn.data.loaders import LoaderPair, results_csv, shard_batches, sharded_len, tensor_keys
 
 __all__ = ["find_text_column", "join_texts", "text_separator", "tokenize", "TextLoader", "TextDataLoaders"]
 
@@ -162,6 +162,11 @@ class TextDataLoaders(LoaderPair):
         files = sorted(f.relative_to(folder).as_posix() for sub in ("encoder", "tokenizer")
                        for f in (folder / sub).rglob("*") if f.is_file())
         return {"target": self.y}, files
+
+    def show_results(self, learn: Any, path: str | Path | None, n: int) -> Path:
+        """The first `n` validation texts (in length order, as validation runs), actual and predicted, as a CSV."""
+        ids = [self.valid.ids[int(i)] for i in torch.cat(self.valid.batches())[:n]]
+        return results_csv(learn, [self.tokenizer.decode(t, skip_special_tokens=True) for t in ids], path, n)
 
     def item_keys(self) -> tuple[list[bytes], list[bytes]]:
         """Each text's token ids and target."""

@@ -38,9 +38,9 @@ class TextTask(Task):
     noun = "texts"
     detect_order = 20
     options = (
-        Option("--arch", "model.arch", "Texts: minilm (offline), a local model folder or a hub name [default: minilm]."),
-        Option("--text-col", "data.text_col", "Texts: the text column(s), comma-separated [default: the longest].", parse=_text_cols),
-        Option("--max-len", "model.max_len", "Texts: tokens per text [default: 256].", int),
+        Option("--arch", "model.arch", "The architecture: a timm name for images, minilm, a folder or a hub name for texts."),
+        Option("--text-col", "data.text_col", "The text column(s), comma-separated (the longest texts' when left out).", parse=_text_cols),
+        Option("--max-len", "model.max_len", "Tokens per text.", int),
     )
 
     def detect(self, data: Path) -> str | None:
@@ -64,8 +64,16 @@ class TextTask(Task):
         return None
 
     def check(self, recipe: TextRecipe) -> None:  # type: ignore[override]
-        if not recipe.data.y:
+        """The label column and the text columns named exist (read from the CSV's first rows), before anything
+        is announced."""
+        from quicklearn.data.frames import check_columns, read_head
+
+        d = recipe.data
+        if not d.y:
             raise ConfigError("text data needs its target column: give --target COLUMN or set data.y in the recipe.")
+        frame, where = read_head(d.path)
+        split = d.splitter.partition(":")[2] if d.splitter.startswith(("column:", "time:")) else None
+        check_columns(frame, where, target=d.y, text=d.text_col or [], split=[split] if split else [])
 
     def describe(self, recipe: TextRecipe, out: Path) -> str:  # type: ignore[override]
         f, m = recipe.fit, recipe.model
@@ -119,6 +127,8 @@ class TextTask(Task):
                           "quicklearn.load instead.")
 
     def show_batch(self, recipe: TextRecipe, out: Path, n: int) -> str:  # type: ignore[override]
+        """A few training texts, decoded from their token ids, with their labels (printed)."""
+        self.check(recipe)
         learn = self.build(recipe, path=None, progress=False, cbs=())
         return learn.dls.show_batch(n)
 

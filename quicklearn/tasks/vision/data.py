@@ -67,10 +67,10 @@ class DataLoaders(LoaderPair):
                                   "(set by vision_learner); build the Learner with vision_learner, or set them.")
         return {"pipeline": self.pipeline.to_dict()}, []
 
-    def show_results(self, learn: Any, path: str | Path, n: int) -> Path:
+    def show_results(self, learn: Any, path: str | Path | None, n: int) -> Path:
         from quicklearn.tasks.vision.interpret import show_results
 
-        return show_results(learn, path, n)
+        return show_results(learn, path if path is not None else "results.png", n)
 
     @torch.inference_mode()
     def tta(self, learn: Any, dl: Any) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,13 +29,13 @@ class VisionTask(Task):
     noun = "images"
     detect_order = 10
     options = (
-        Option("--arch", "model.arch", "timm architecture [default: tf_efficientnet_lite0]."),
+        Option("--arch", "model.arch", "The architecture: a timm name for images, minilm, a folder or a hub name for texts."),
         Option("--weights", "model.weights", "imagenet | PATH to a weights file | none."),
-        Option("--size", "transforms.size", "Image size in pixels [default: 224].", int),
-        Option("--mixup", "training.mixup", "Mixup's Beta alpha, e.g. 0.4 [default: off].", float),
-        Option("--cutmix", "training.cutmix", "CutMix's Beta alpha, e.g. 1.0 [default: off].", float),
-        Option("--ema", "training.ema", "Keep an EMA of the weights with this decay, e.g. 0.998 [default: off].", float),
-        Option("--progressive", "training.progressive", "Train at this fraction of --size first, e.g. 0.5 [default: off].", float),
+        Option("--size", "transforms.size", "Image size in pixels.", int),
+        Option("--mixup", "training.mixup", "Mixup's Beta alpha, e.g. 0.4 (0: off).", float),
+        Option("--cutmix", "training.cutmix", "CutMix's Beta alpha, e.g. 1.0 (0: off).", float),
+        Option("--ema", "training.ema", "Keep an EMA of the weights with this decay, e.g. 0.998 (off when left out).", float),
+        Option("--progressive", "training.progressive", "Train at this fraction of --size first, e.g. 0.5 (off when left out).", float),
     )
 
     def detect(self, data: Path) -> str | None:
@@ -54,9 +54,20 @@ class VisionTask(Task):
         return str(Path(str(files("quicklearn_examples") / "hymenoptera")))
 
     def check(self, recipe: VisionRecipe) -> None:  # type: ignore[override]
+        """The architecture exists and the data is there (a CSV's label column too), before anything is announced."""
+        from quicklearn.core.errors import DataError
         from quicklearn.tasks.vision.backbones import check_arch
 
         check_arch(recipe.model.arch)  # a typo fails before anything is announced
+        path = Path(str(recipe.data.path)).expanduser()
+        if not path.exists():
+            what = "file" if path.suffix.lower() in (".csv", ".tsv", ".txt") else "folder"
+            raise DataError(f"{path}: no such {what}. Check the path given as --data / the first argument.")
+        y = recipe.data.y
+        if path.is_file() and isinstance(y, str) and "(" not in y:  # a column of a CSV (a regex holds a group)
+            from quicklearn.data.frames import check_columns, read_head
+
+            check_columns(*read_head(path), target=y)
 
     def describe(self, recipe: VisionRecipe, out: Path) -> str:  # type: ignore[override]
         t, m, f = recipe.transforms, recipe.model, recipe.fit
