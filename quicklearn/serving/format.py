@@ -1,14 +1,16 @@
-"""The model folder format: its file names, its version, and the checksums config.json records of its files."""
+"""The model folder format: its file names, its version, the checksums config.json records of its files, and
+reading config.json back (checked, one-line errors); below the task registry, so a task folder may use it."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from quicklearn.core.errors import QuicklearnError
 from quicklearn.core.fileio import sha256_file
 
-__all__ = ["FORMAT_VERSION", "WEIGHTS", "CONFIG", "file_checksums", "verify_checksums"]
+__all__ = ["FORMAT_VERSION", "WEIGHTS", "CONFIG", "file_checksums", "verify_checksums", "read_config"]
 
 
 FORMAT_VERSION = 1
@@ -45,3 +47,26 @@ def verify_checksums(folder: Path, config: Mapping[str, Any]) -> None:
         if (found := sha256_file(f)) != want["sha256"]:
             raise QuicklearnError(f"{f}: corrupted: sha256 expected {want['sha256'][:16]}..., found {found[:16]}... "
                                   f"(same size, different content). {redo}")
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """config.json of the model folder `path`, checked to be one quicklearn can read; one-line errors otherwise."""
+    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
+        pickles = sorted(p.name for p in path.glob("*") if p.suffix.lower() in {".pt", ".pth", ".bin", ".pkl", ".ckpt"})
+        if pickles and not (path / WEIGHTS).exists():  # say why that file is not loaded
+            raise QuicklearnError(f"{path}: not a quicklearn model directory: it holds {pickles[0]} but no {WEIGHTS}, and "
+                                  f"quicklearn never unpickles a model file (it could run code). An unfinished run: "
+                                  f"`quicklearn train --resume --out {path}`; foreign weights: `quicklearn weights import FILE --arch ARCH`.")
+        raise QuicklearnError(f"{path}: not a quicklearn model directory (needs {CONFIG} and {WEIGHTS}). Train one with `quicklearn train`.")
+    try:
+        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise QuicklearnError(f"{path / CONFIG}: not valid JSON ({e}). Export the model again.") from None
+    if not isinstance(config, dict) or not isinstance(config.get("model", {}), dict):
+        raise QuicklearnError(f"{path / CONFIG}: not a quicklearn model config (a JSON object with a 'model' object). Export the model again.")
+    made_by = config.get("quicklearn_version", "unknown")
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise QuicklearnError(f"{path} was written by quicklearn {made_by} in a newer format; upgrade quicklearn to load it.")
+    if not isinstance(config.get("task"), str):
+        raise QuicklearnError(f"{path / CONFIG}: no 'task' says which kind of model this is. Export the model again.")
+    return config

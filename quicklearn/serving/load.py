@@ -7,7 +7,6 @@ named in config.json rebuilds its predictor.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,33 +14,10 @@ import torch
 
 from quicklearn.core.errors import ConfigError, QuicklearnError
 from quicklearn.core.safe_load import read_safetensors
-from quicklearn.serving.format import CONFIG, FORMAT_VERSION, WEIGHTS, verify_checksums
+from quicklearn.serving.format import CONFIG, WEIGHTS, read_config, verify_checksums
 from quicklearn.tasks.registry import get_task
 
 __all__ = ["load", "read_config"]
-
-
-def read_config(path: Path) -> dict[str, Any]:
-    """config.json of the model folder `path`, checked to be one quicklearn can read; one-line errors otherwise."""
-    if not (path / CONFIG).is_file() or not (path / WEIGHTS).is_file():
-        pickles = sorted(p.name for p in path.glob("*") if p.suffix.lower() in {".pt", ".pth", ".bin", ".pkl", ".ckpt"})
-        if pickles and not (path / WEIGHTS).exists():  # say why that file is not loaded
-            raise QuicklearnError(f"{path}: not a quicklearn model directory: it holds {pickles[0]} but no {WEIGHTS}, and "
-                                  f"quicklearn never unpickles a model file (it could run code). An unfinished run: "
-                                  f"`quicklearn train --resume --out {path}`; foreign weights: `quicklearn weights import FILE --arch ARCH`.")
-        raise QuicklearnError(f"{path}: not a quicklearn model directory (needs {CONFIG} and {WEIGHTS}). Train one with `quicklearn train`.")
-    try:
-        config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise QuicklearnError(f"{path / CONFIG}: not valid JSON ({e}). Export the model again.") from None
-    if not isinstance(config, dict) or not isinstance(config.get("model", {}), dict):
-        raise QuicklearnError(f"{path / CONFIG}: not a quicklearn model config (a JSON object with a 'model' object). Export the model again.")
-    made_by = config.get("quicklearn_version", "unknown")
-    if config.get("format_version", 0) > FORMAT_VERSION:
-        raise QuicklearnError(f"{path} was written by quicklearn {made_by} in a newer format; upgrade quicklearn to load it.")
-    if not isinstance(config.get("task"), str):
-        raise QuicklearnError(f"{path / CONFIG}: no 'task' says which kind of model this is. Export the model again.")
-    return config
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Any:

@@ -157,7 +157,8 @@ class Task:
 
     # ---- the command line -------------------------------------------------------------------------------------
     def commands(self) -> list[Any]:
-        """typer apps of this task's own commands (e.g. `quicklearn weights ...`); added to `quicklearn`."""
+        """typer apps of this task's own commands, added to `quicklearn`: an app with a name is a group of commands
+        (`quicklearn weights import ...`), an app without one adds its commands at the top (`quicklearn recommend`)."""
         return []
 
     def info(self) -> list[tuple[str, str]]:
