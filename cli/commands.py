@@ -268,6 +268,8 @@ def interpret(model_dir: Path, data: str, target: str | None, out_dir: Path | No
     for p in paths:
         console.print(f"  {p}", highlight=False, soft_wrap=True)
 
+    for name, extra in interp.tables.items():  # the task's own tables
+        console.print(_frame_table(extra, name.replace("_", " ")))
 
 def _frame_table(df: Any, title: str, index: str | None = None) -> Table:
     """A DataFrame as a rich table: numbers right-aligned (4 significant digits), text folded rather than cut."""

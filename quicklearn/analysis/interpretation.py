@@ -45,7 +45,8 @@ class Interpretation:
 
     preds: logits for classes, values in the target's units for regression. items: what each row is (a path, a
     text, a row of a table), shown by `top_losses`. images(indices) -> float images in [0, 1] for
-    `plot_top_losses`; importance(n_repeats, seed) -> the permutation-importance table (tables only).
+    `plot_top_losses`; importance(n_repeats, seed) -> the permutation-importance table (tables only). tables,
+    figures: what the model's task adds of its own, written by `save` (named by their keys).
     """
 
     kind: str
@@ -58,6 +59,10 @@ class Interpretation:
     images: Callable[[list[int]], torch.Tensor] | None = None
     importance: Callable[[int, int], pd.DataFrame] | None = None
     importance_label: str = "importance"  # what an importance number measures, for table headers
+    # a task's own views (e.g. collab's item biases): file stem -> table, and file stem -> a function that returns
+    # the figure; save() writes <stem>.csv and <stem>.png, `quicklearn interpret` prints the tables
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Callable[[], Any]] = field(default_factory=dict)
     _importance_cache: dict[tuple[int, int], pd.DataFrame] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
@@ -322,6 +327,10 @@ class Interpretation:
         if self.importance is not None:
             written.append(write_text(folder / "feature_importance.csv", self.feature_importance().to_csv(index=False)))
             written.append(self.plot_feature_importance(folder / "feature_importance.png"))
+        for name, table in self.tables.items():
+            written.append(write_text(folder / f"{name}.csv", table.to_csv(index=False)))
+        for name, figure in self.figures.items():
+            written.append(save_figure(figure(), folder / f"{name}.png"))
         return written
 
 
