@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     # the three-line API of each task
     "vision_learner": "quicklearn.tasks.vision.learner", "tabular_learner": "quicklearn.tasks.tabular.learner",
     "text_learner": "quicklearn.tasks.text.learner", "load": "quicklearn.serving.load",
+    "collab_learner": "quicklearn.tasks.collab.learner",
     "text_dataloaders": "quicklearn.tasks.text.learner", "TextModel": "quicklearn.tasks.text.model",
     "TextPredictor": "quicklearn.tasks.text.predictor",
     # data
@@ -104,6 +105,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .serving.predictor import Prediction, Predictor
     from .tasks.base import Task
     from .tasks.registry import get_task, register_task
+    from .tasks.collab.learner import collab_learner
     from .tasks.tabular.data import ColumnRoles, TabularProcessor, infer_roles
     from .tasks.tabular.learner import auto_epochs, tabular_dataloaders, tabular_learner
     from .tasks.tabular.model import TabularModel

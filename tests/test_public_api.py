@@ -43,6 +43,8 @@ def test_public_surface_is_stable():
         "export_onnx",
         # the task interface and its registry (issue 17)
         "Task", "get_task", "register_task",
+        # collaborative filtering (issue 20)
+        "collab_learner",
     }
     assert set(ql.__all__) == expected
 

@@ -6,7 +6,7 @@ tasks are listed below, one line each; a package adds its own through the entry-
 subclass). Tasks load on the first look-up, so `import quicklearn` stays cheap.
 
 Task inference (`quicklearn train --data X` without --task) asks every task's `detect` by ascending
-`detect_order`: images (10), texts (20), then tables (90, the fallback for any CSV); ties by name. The data is
+`detect_order`: images (10), ratings (15), texts (20), then tables (90, the fallback for any CSV); ties by name. The data is
 the one task's that claims it; two claims are an error that names both; a fallback claims only what no other
 task does. A task may answer "mine or another's: say which" (a ConfigError); that is raised only when no other
 task is sure.
@@ -33,6 +33,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "vision": "quicklearn.tasks.vision.task:TASK",
     "tabular": "quicklearn.tasks.tabular.task:TASK",
     "text": "quicklearn.tasks.text.task:TASK",
+    "collab": "quicklearn.tasks.collab.task:TASK",
 }
 DEFAULT_TASK = "vision"  # a recipe without `task:`, and `quicklearn train` with neither data nor a task
 ENTRY_POINT_GROUP = "quicklearn.tasks"
