@@ -194,6 +194,8 @@ def test_train_help_shows_brackets_and_each_tasks_defaults():
     r = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     text = re.sub(r"\s+", " ", re.sub(r"[│╭╮╰╯─]", " ", r.stdout))
     assert 'pip install "quicklearn[tensorboard]"' in text
-    assert "[default: 3 for vision, 2 for text, auto for tabular]" in text
+    epochs = re.search(r"\[default: ([^\]]*3 for vision[^\]]*)\]", text)  # each task's own, in task order
+    shown = set(epochs[1].split(", ")) if epochs else set()
+    assert {"3 for vision", "2 for text", "auto for tabular", "auto for collab"} <= shown, text
     assert "Images (--task vision)" in text and "Tables (--task tabular)" in text and "Texts (--task text)" in text
     assert not re.search(r"\w \.(?:\s|$)", text)  # no "[default: ...]" eaten by markup, leaving " ." behind
