@@ -45,6 +45,16 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CHECKPOINT = "checkpoint.pt"
 
 
+def members_loss(loss_func: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], members: int) -> Callable:
+    """The loss of a batched ensemble's training output (B, members, ...): `loss_func` over every member's output,
+    each against the item's target (the mean over members, as k separate models' losses would average)."""
+
+    def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss_func(out.flatten(0, 1), y.repeat_interleave(members, 0))
+
+    return loss
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """'auto' (or None) picks CUDA, then Apple's MPS, then the CPU."""
     if device is None or str(device) == "auto":
@@ -170,6 +180,10 @@ class Learner:
         if class_weights is not None and dls.vocab is not None and len(class_weights) != len(dls.vocab):
             raise ConfigError(f"class_weights has {len(class_weights)} values but there are {len(dls.vocab)} classes {list(dls.vocab.classes)}.")
         self.loss_func = loss_func or self._default_loss(label_smoothing, class_weights)
+        # a batched ensemble (the tabular model's `members`) returns (B, members, ...) in training: every member
+        # is trained on the loss; in evaluation it returns the members' average, scored by loss_func itself
+        members = int(getattr(model, "members", 1))
+        self.train_loss_func = members_loss(self.loss_func, members) if members > 1 else self.loss_func
         # mixup/cutmix of training batches (alphas; 0 = off): the loss then gets soft targets, see train/mix.py
         self.mixer = BatchMixer(mixup, cutmix, dls.n_out if self.target_kind.classifier else None) if mixup or cutmix else None
         self.lr_scale = 1.0  # multiplies every scheduled lr (ReduceLROnPlateau lowers it); reset at each fit
@@ -451,7 +465,7 @@ class Learner:
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
                 out = self.train_forward(x)
-                loss = self.loss_func(out.float(), self._scale_y(y))
+                loss = self.train_loss_func(out.float(), self._scale_y(y))
             self.scaler.scale(loss / group).backward()
         if update:
             if self.grad_clip:
@@ -532,7 +546,11 @@ class Learner:
 
     def validate(self, dl: Any = None) -> dict[str, float]:
         """Loss and metrics on the validation set (or `dl`)."""
-        preds, targets = self.get_preds(dl)
+        return self.score(*self.get_preds(dl))
+
+    def score(self, preds: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """Loss and metrics of outputs as `get_preds` returns them (logits; regression values in the target's
+        units): how validation scores, and how another model's outputs score on the same rows (a baseline)."""
         if self.target_kind.standardized:
             loss = float(self.loss_func((preds - self.y_mean) / self.y_std, self._scale_y(targets)))
         else:
