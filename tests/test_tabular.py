@@ -76,7 +76,7 @@ def test_roles_overrides_and_date_parts():
 def test_processor_matches_a_hand_computation():
     train = pd.DataFrame({"c": ["x", "y", None, "x"], "v": [1.0, np.nan, 3.0, 8.0]})
     roles = infer_roles(train.assign(t=[0, 1, 0, 1]), "t", cat_names=["c"], cont_names=["v"])
-    p = TabularProcessor.fit(train, roles)
+    p = TabularProcessor.fit(train, roles, scaling="standard")
     assert p.levels["c"] == ["x", "y"] and p.medians["v"] == 3.0 and p.na_indicators == ["v"]
     filled = np.array([1.0, 3.0, 3.0, 8.0])
     assert p.means["v"] == pytest.approx(filled.mean()) and p.stds["v"] == pytest.approx(filled.std())
@@ -89,6 +89,37 @@ def test_processor_matches_a_hand_computation():
     np.testing.assert_allclose(x[:, 2], expect, rtol=1e-6)
     again = TabularProcessor.from_dict(p.to_dict())
     assert torch.equal(again.transform(new), p.transform(new))
+
+
+def test_quantile_and_robust_scaling_against_hand_computations():
+    rng = np.random.default_rng(0)
+    normal = rng.normal(5.0, 2.0, size=20_000)
+    train = pd.DataFrame({"n": normal, "skew": np.exp(rng.normal(scale=3.0, size=20_000))})
+    roles = infer_roles(train.assign(t=0).assign(t=lambda f: np.arange(len(f)) % 2), "t", cont_names=["n", "skew"])
+    q = TabularProcessor.fit(train, roles, scaling="quantile")
+    x = q.transform(train).numpy()
+    bulk = np.abs(normal - 5) < 4  # within 2 std: the quantile map of a normal column is its standardization
+    np.testing.assert_allclose(x[bulk, 0], (normal[bulk] - 5) / 2, atol=0.05)
+    skew = x[:, 1]
+    assert abs(np.mean(skew)) < 0.02 and abs(np.mean(skew**3)) < 0.05  # a lognormal column comes out symmetric
+    assert np.all(np.diff(skew[np.argsort(train["skew"].to_numpy())]) >= 0)  # order kept
+    ends = q.transform(pd.DataFrame({"n": [-1e300, 1e300], "skew": [0.0, np.inf]}).iloc[:1]).numpy()
+    assert np.isfinite(ends).all() and ends[0, 0] == pytest.approx(x[:, 0].min())  # clamped at the training minimum
+    r = TabularProcessor.fit(train, roles, scaling="robust")
+    med, (q25, q75) = np.median(normal), np.quantile(normal, [0.25, 0.75])
+    z = (np.array([5.0, 9.0, 1e9]) - med) / ((q75 - q25) / 1.349)
+    got = r.transform(pd.DataFrame({"n": [5.0, 9.0, 1e9], "skew": [1.0] * 3})).numpy()[:, 0]
+    np.testing.assert_allclose(got, z / np.sqrt(1 + (z / 3) ** 2), rtol=1e-5)
+    assert got[-1] == pytest.approx(3.0, abs=1e-4)  # soft-clipped, however far out
+    a = TabularProcessor.fit(train, roles, scaling="auto")  # the normal column standardized, the lognormal ranked
+    assert list(a.quantiles) == ["skew"]
+    got = a.transform(train.head(50)).numpy()
+    np.testing.assert_allclose(got[:, 0], (normal[:50] - normal.mean()) / normal.std(), rtol=1e-5)
+    np.testing.assert_allclose(got[:, 1], x[:50, 1], rtol=1e-6)
+    for p in (q, r, a):
+        again = TabularProcessor.from_dict(p.to_dict())
+        assert torch.equal(again.transform(train.head(50)), p.transform(train.head(50)))
+        np.testing.assert_allclose(p.unscale("n", p.transform(train.head(50)).numpy()[:, 0]), normal[:50], rtol=0.02)
 
 
 def test_integer_codes_read_as_floats_are_the_same_level():

@@ -14,7 +14,13 @@ Column roles (inferred, printed, overridable with cat_names/cont_names/drop):
 
 Pre-processing (`TabularProcessor`, JSON round trip, fitted on the training rows):
 - continuous: missing -> the training median, plus a `<col>_na` categorical when the training rows had missing
-  values; then (x - mean) / std with the training mean and std;
+  values; then scaled (`scaling`): "standard" is (x - mean) / std; "quantile" maps each value to the standard
+  normal quantile of its rank among the training rows, interpolated between 65 stored points, so skew and outliers
+  vanish and any value, however extreme, lands within about +-2.6; "robust" is (x - median) / (IQR / 1.349),
+  soft-clipped to +-3 (RealMLP's); "auto" (the default) is standard, and quantile for a heavy-tailed column (a
+  training value more than 10 stds from the mean), whose standard scaling would squeeze every other value next to 0.
+  On the issue-19 suite standard beat quantile and robust (linear tails such as College's applications matter;
+  benchmarks/README.md has the ablation), and ranks protect against the outliers that break it;
 - categorical: codes 0 = "unknown" (a level the training rows never had), 1 = "missing", 2.. = the training
   levels in sorted order. A new level at predict time maps to "unknown", never a crash.
 The model input is one float tensor per row: the categorical codes, then the normalized continuous values.
@@ -32,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from quicklearn.core.errors import DataError
+from quicklearn.core.errors import ConfigError, DataError
 from quicklearn.data.frames import check_column
 from quicklearn.data.labels import KindName, Vocab, infer_kind
 from quicklearn.data.loaders import LoaderPair, n_batches, results_csv, shard_batches, sharded_len, tensor_keys
@@ -213,9 +219,18 @@ class TabularProcessor:
     stds: dict[str, float] = field(default_factory=dict)
     na_indicators: list[str] = field(default_factory=list)  # continuous columns with a <col>_na column
     inputs: list[str] = field(default_factory=list)  # the raw columns a prediction needs
+    scaling: str = "standard"  # how continuous values are scaled: SCALINGS (folders written before: standard)
+    # the quantile-scaled columns: [training values, their normal scores]
+    quantiles: dict[str, list[list[float]]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, roles: ColumnRoles) -> "TabularProcessor":
+    def fit(cls, train: pd.DataFrame, roles: ColumnRoles, scaling: str = "auto") -> "TabularProcessor":
+        """Fit on the training rows. scaling: "standard" ((x - mean) / std), "robust" ((x - median) / IQR-based
+        scale, then a smooth clip to about +-3: RealMLP's), "quantile" (each value to the normal quantile of its
+        training rank, interpolated between QUANTILES stored points: skew and outliers vanish, order stays), or
+        "auto" (standard; quantile for the columns `_heavy_tailed` finds)."""
+        if scaling not in SCALINGS:
+            raise ConfigError(f"scaling={scaling!r}: use {', '.join(SCALINGS)}.")
         frame = _expand_dates(train, roles.date_names)
         cat = list(roles.cat_names)
         cont = list(roles.cont_names)
@@ -223,7 +238,7 @@ class TabularProcessor:
             cat += [f"{col}_month", f"{col}_dayofweek"]
             cont += [f"{col}_year", f"{col}_elapsed"]
         p = cls(cat_names=[], cont_names=cont, date_names=list(roles.date_names), na_only=list(roles.na_only),
-                inputs=[*roles.cat_names, *roles.cont_names, *roles.date_names, *roles.na_only])
+                inputs=[*roles.cat_names, *roles.cont_names, *roles.date_names, *roles.na_only], scaling=scaling)
         for col in cont:
             values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
             finite = values[np.isfinite(values)]  # an inf is refused by transform, naming its row; it sets no statistic
@@ -231,8 +246,16 @@ class TabularProcessor:
             p.medians[col] = median
             if values.isna().any():
                 p.na_indicators.append(col)
-            p.means[col], std = _mean_std(finite.reindex(values.index).fillna(median))
+            filled = finite.reindex(values.index).fillna(median)
+            p.means[col], std = _mean_std(filled)
             p.stds[col] = std if std > 1e-12 and math.isfinite(std) else 1.0
+            if scaling == "robust":
+                q25, q75 = (float(v) for v in filled.quantile([0.25, 0.75]))
+                p.means[col] = median
+                if (q75 - q25) / 1.349 > 1e-12:  # the IQR of a normal is 1.349 std: the same scale where both exist
+                    p.stds[col] = (q75 - q25) / 1.349
+            elif scaling == "quantile" or (scaling == "auto" and _heavy_tailed(filled, p.means[col], p.stds[col])):
+                p.quantiles[col] = _quantile_points(filled.to_numpy())
         p.cat_names = cat + [f"{c}_na" for c in p.na_indicators] + [f"{c}_na" for c in roles.na_only]
         for col in cat:
             keys = _cat_keys(frame[col]).dropna()
@@ -275,7 +298,7 @@ class TabularProcessor:
                                 "Fix the value or leave it empty.")
             filled = values.astype("float64").fillna(self.medians[col])
             with np.errstate(over="ignore", invalid="ignore"):
-                out[:, k + j] = ((filled - self.means[col]) / self.stds[col]).to_numpy(dtype=np.float32)
+                out[:, k + j] = self._scale(col, filled.to_numpy(dtype=np.float64)).astype(np.float32)
             if not np.isfinite(out[:, k + j]).all():  # inf, or so far from the training rows that float32 overflows
                 row = int(np.flatnonzero(~np.isfinite(out[:, k + j]))[0])
                 raise DataError(f"{where}: column {col!r} row {row} has {raw.tolist()[row]!r}, not a finite number on the scale "
@@ -283,12 +306,74 @@ class TabularProcessor:
                                 "Fix the value or leave it empty.")
         return torch.from_numpy(out)
 
+    def _scale(self, col: str, x: np.ndarray) -> np.ndarray:
+        if col in self.quantiles:  # "quantile", or "auto" on a heavy-tailed column
+            xs, ys = self.quantiles[col]
+            return np.interp(x, xs, ys)
+        z = (x - self.means[col]) / self.stds[col]
+        return z / np.hypot(1.0, z / ROBUST_CLIP) if self.scaling == "robust" else z  # hypot: no overflow for huge z
+
+    def unscale(self, col: str, z: np.ndarray) -> np.ndarray:
+        """Scaled values of `col` back in the column's units (for describing rows)."""
+        z = np.asarray(z, dtype=np.float64)
+        if col in self.quantiles:
+            xs, ys = self.quantiles[col]
+            return np.interp(z, ys, xs)
+        if self.scaling == "robust":
+            z = z / np.sqrt(np.clip(1 - (z / ROBUST_CLIP) ** 2, 1e-12, None))
+        return z * self.stds[col] + self.means[col]
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TabularProcessor":
         return cls(**d)
+
+
+SCALINGS = ("auto", "standard", "robust", "quantile")
+SCALING_HOW = {  # what each scaling does to a continuous value, for readers of an exported graph's metadata
+    "auto": "the columns in quantiles: as 'quantile'; the others: as 'standard'",
+    "standard": "(value - means[col]) / stds[col]",
+    "robust": "z = (value - means[col]) / stds[col] (median and IQR / 1.349), then z / sqrt(1 + (z / 3)^2)",
+    "quantile": "linear interpolation of the value between quantiles[col][0] (training values) and quantiles[col][1] "
+                "(their normal scores), clamped at the ends",
+}
+QUANTILES = 65  # stored points per column for scaling "quantile": the minimum, every 1/64 of the rows, the maximum
+HEAVY_TAIL_Z = 10.0  # scaling "auto": a training value this many stds from the mean makes the column's scaling ranks
+ROBUST_CLIP = 3.0  # scaling "robust": z / sqrt(1 + (z / 3)^2), smooth, about +-3 at most
+
+
+def _normal_points(n: int) -> np.ndarray:
+    """The standard normal's quantiles at n evenly spaced probabilities from 0 to 1, the ends held at 1/(2n) from
+    0 and 1 (finite scores for the training minimum and maximum)."""
+    from statistics import NormalDist
+
+    probs = np.clip(np.linspace(0, 1, n), 0.5 / n, 1 - 0.5 / n)
+    return np.array([NormalDist().inv_cdf(float(q)) for q in probs])
+
+
+_NORMAL_POINTS = _normal_points(QUANTILES)
+
+
+def _quantile_points(values: np.ndarray) -> list[list[float]]:
+    """[values, normal scores]: QUANTILES training quantiles of a column, from its minimum to its maximum, and the
+    normal quantile each maps to; a value repeated over several quantiles (a discrete column) keeps one point, at
+    the mean of their scores."""
+    qs = np.quantile(values, np.linspace(0, 1, QUANTILES)) if len(values) else np.zeros(QUANTILES)
+    xs, inverse = np.unique(qs, return_inverse=True)
+    ys = np.bincount(inverse, weights=_NORMAL_POINTS) / np.bincount(inverse)
+    if len(xs) == 1:  # one value only: it maps to 0
+        ys = np.zeros(1)
+    return [[float(v) for v in xs], [float(v) for v in ys]]
+
+
+def _heavy_tailed(values: pd.Series, mean: float, std: float) -> bool:
+    """Whether a column has a value more than HEAVY_TAIL_Z stds from its mean: no light-tailed column does at any
+    realistic size (a normal sample's largest |z| is about sqrt(2 ln n), 5 at 250,000 rows), and standard scaling of
+    such a column squeezes all its other values next to 0."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(len(values)) and float(((values - mean) / std).abs().max()) > HEAVY_TAIL_Z
 
 
 def _mean_std(values: pd.Series) -> tuple[float, float]:
@@ -417,6 +502,6 @@ def row_descriptions(processor: Any, x: torch.Tensor) -> list[str]:
         cols.append([f"{name}={levels[int(c)]}" for c in x[:, j].tolist()])
     k = len(processor.cat_names)
     for j, name in enumerate(processor.cont_names):
-        values = x[:, k + j].double() * processor.stds[name] + processor.means[name]
+        values = processor.unscale(name, x[:, k + j].double().numpy())
         cols.append([f"{name}={v:.4g}" for v in values.tolist()])
     return [", ".join(parts) for parts in zip(*cols)] if cols else [""] * len(x)

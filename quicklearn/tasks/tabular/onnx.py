@@ -10,6 +10,7 @@ from torch import nn
 
 from quicklearn.serving.graph import base_meta, export_copy, output_names, outputs, predictor_outputs, target_stats
 from quicklearn.tasks.base import OnnxSpec
+from quicklearn.tasks.tabular.data import SCALING_HOW
 
 if TYPE_CHECKING:
     from quicklearn.tasks.tabular.predictor import TabularPredictor
@@ -42,8 +43,9 @@ def onnx_spec(predictor: "TabularPredictor") -> OnnxSpec:
     meta = base_meta(predictor) | dict(
         input={"name": "features", "dtype": "float32", "shape": ["batch", len(columns)],
                "how": "the model folder's pre-processing (TabularProcessor.transform): one code per categorical "
-                      "column (0 unknown, 1 missing, 2.. the levels below in order), then (value - mean) / std "
-                      "per continuous column, missing values filled with the median"},
+                      "column (0 unknown, 1 missing, 2.. the levels below in order), then per continuous column, "
+                      f"missing values filled with the median, {SCALING_HOW[proc.scaling]} (processor.scaling = "
+                      f"{proc.scaling!r})"},
         feature_columns=columns, n_categorical=len(proc.cat_names), processor=proc.to_dict())
 
     def random_input(n: int, gen: torch.Generator) -> torch.Tensor:

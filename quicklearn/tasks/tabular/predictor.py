@@ -17,7 +17,7 @@ import torch
 from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
 from quicklearn.serving.predictor import Predictor, load_state
 from quicklearn.tasks.tabular.data import ColumnRoles, TabularProcessor
-from quicklearn.tasks.tabular.model import TabularModel
+from quicklearn.tasks.tabular.model import TabularModel, model_kwargs
 
 __all__ = ["TabularPredictor"]
 
@@ -35,8 +35,7 @@ class TabularPredictor(Predictor):
     def from_files(cls, path: Path, config: dict, state: Mapping[str, torch.Tensor], device: str | torch.device) -> "TabularPredictor":
         m = config.get("model", {})
         try:
-            model = TabularModel(m["cardinalities"], m["n_cont"], m["n_out"], layers=m["layers"], dropout=m["dropout"],
-                                 embed_dropout=m.get("embed_dropout", 0.0), y_range=m.get("y_range"))
+            model = TabularModel(**model_kwargs({"kind": config.get("kind", "single"), **m}))
         except (KeyError, RuntimeError, TypeError) as e:
             raise QuicklearnError(f"{path}: cannot rebuild the tabular model from its config.json ({e}). Export it again.") from e
         load_state(model, state, path)  # one-line error when config.json and the weights disagree
@@ -52,7 +51,7 @@ class TabularPredictor(Predictor):
         frame = data if isinstance(data, pd.DataFrame) else self._frame(data)
         x = self.processor.transform(frame, where)
         outs = [self.model(x[k:k + bs].to(self.device)).float().cpu() for k in range(0, len(x), bs)]
-        out = torch.cat(outs) if outs else torch.empty((0, self.model.out.out_features))
+        out = torch.cat(outs) if outs else torch.empty((0, self.model.out_features))
         return self.in_target_units(out)
 
     def raw_frame(self, frame: pd.DataFrame, where: str, bs: int = 4096, tta: bool = False) -> torch.Tensor:
