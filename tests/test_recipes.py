@@ -176,6 +176,22 @@ def test_vision_sections_match_vision_learner() -> None:
     assert set(VisionRecipe.model_fields) == {"task", "data", "transforms", "model", "training", "fit", "output"}
 
 
+def test_tabular_sections_match_tabular_learner() -> None:
+    from quicklearn.tasks.tabular.recipe import TabularData, TabularModelSection, TabularTraining
+
+    fields = {}
+    for section in (TabularData, TabularModelSection, TabularTraining):
+        assert not set(fields) & set(section.model_fields), "a key appears in two sections"
+        fields |= section.model_fields
+    for name in ("path", "y"):  # tabular_learner's positional arguments
+        fields.pop(name)
+    params = {n: p for n, p in _kwonly(ql.tabular_learner).items() if n not in {"cbs", "progress", "recipe", "path"}}
+    assert set(fields) == set(params)
+    for name, p in params.items():  # a recipe and a plain call train the same model (lists and tuples alike)
+        want = list(p.default) if isinstance(p.default, tuple) else p.default
+        assert fields[name].default == want, name
+
+
 def test_fit_section_matches_fine_tune() -> None:
     params = {n: p for n, p in inspect.signature(ql.Learner.fine_tune).parameters.items() if n not in {"self", "resume"}}
     assert set(FitSection.model_fields) == set(params)

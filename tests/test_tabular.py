@@ -283,6 +283,8 @@ def test_auto_batch_size_and_epochs_follow_the_table_size():
     assert [auto_bs(n) for n in (100, 712, 16_000, 50_000, 240_000, 10**7)] == [64, 64, 64, 256, 1024, 1024]
     frame = pd.DataFrame({"x": np.linspace(0, 1, 340), "y": [0, 1] * 170})
     dls = ql.tabular_dataloaders(frame, "y")  # 272 training rows: 4 batches of 64
-    assert len(dls.train) == 4 and auto_epochs(dls) == 13
+    assert len(dls.train) == 4 and auto_epochs(dls) == 100  # 1,000 steps would be 250 epochs: at most 100
     big = ql.tabular_dataloaders(pd.DataFrame({"x": np.linspace(0, 1, 5000), "y": [0, 1] * 2500}), "y")
-    assert auto_epochs(big) == 5
+    assert len(big.train) == 62 and auto_epochs(big) == 17  # ceil(1000 / 62)
+    huge = ql.tabular_dataloaders(pd.DataFrame({"x": np.linspace(0, 1, 300_000), "y": [0, 1] * 150_000}), "y")
+    assert len(huge.train) == 234 and auto_epochs(huge) == 5  # bs 1024: five epochs, the minimum, pass 1,000 steps

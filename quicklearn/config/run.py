@@ -34,6 +34,7 @@ class RunResult:
     metrics: dict[str, float]
     wall_s: float
     learner: Any
+    baseline: dict[str, Any] | None = None  # a reference model's {"model", "metrics", "wall_s"} (--baseline)
 
 
 def default_out_dir(data: str | Path | None) -> Path:
@@ -109,11 +110,16 @@ def run_recipe(recipe: Recipe, *, out: str | Path | None = None, overwrite: bool
             cb.close()
     wall = time.perf_counter() - t0
     metrics = learn.validate()  # every rank takes part (each validates its shard); rank 0 writes
+    baseline = None
     if ddp.is_main():
         learn.export(out)
-        write_json(out / "metrics.json", {"valid": metrics, "history": learn.history, "wall_s": round(wall, 2)})
+        record = {"valid": metrics, "history": learn.history, "wall_s": round(wall, 2)}
+        write_json(out / "metrics.json", record)  # the network's, first: a failing baseline loses nothing
+        baseline = task.baseline(recipe, learn)
+        if baseline is not None:
+            write_json(out / "metrics.json", {**record, "baseline": baseline})
         if recipe.output.plots:
             learn.plot_curves(out / "training_curves.png")
         (out / "checkpoint.pt").unlink(missing_ok=True)  # the model directory is complete; the resume point is no longer needed
     ddp.barrier()  # the model directory is complete before any rank returns
-    return RunResult(out, metrics, wall, learn)
+    return RunResult(out, metrics, wall, learn, baseline)

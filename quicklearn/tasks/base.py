@@ -125,6 +125,11 @@ class Task:
         """The keyword arguments of `Learner.fine_tune` the recipe's fit section says."""
         return recipe.fit.model_dump()
 
+    def baseline(self, recipe: "Recipe", learn: "Learner") -> dict[str, Any] | None:
+        """A reference model fitted on the same training items and scored on the same validation items, when the
+        recipe asks for one (tables: `--baseline`, gradient boosting): {"model", "metrics", "wall_s"}; else None."""
+        return None
+
     # ---- the model folder -----------------------------------------------------------------------------------
     def load(self, folder: Path, config: dict, state: dict[str, "torch.Tensor"], device: "str | torch.device") -> Any:
         """The predictor of a model folder this task wrote: config.json and the verified weights are read."""

@@ -22,6 +22,10 @@ class TabularData(DataSection):
     splitter: str = Field("auto", pattern=r"^(auto|random|stratified|column:.+|time:.+)$",
                           description="auto | random | stratified | column:NAME (a boolean column) | time:NAME (latest rows validate).")
     valid_pct: float = Field(0.2, gt=0, lt=1)
+    scaling: Literal["auto", "standard", "quantile", "robust"] = Field(
+        "auto", description="Continuous columns: auto (standard, and quantile for a column with a value over 10 stds "
+                            "from its mean), standard (mean/std), quantile (normal score of the training rank) or "
+                            "robust (median/IQR, soft-clipped).")
 
 
 class TabularModelSection(Section):
@@ -29,6 +33,11 @@ class TabularModelSection(Section):
     dropout: float = Field(0.1, ge=0, lt=1)
     embed_dropout: float = Field(0.0, ge=0, lt=1)
     y_range: list[float] | Literal["auto"] | None = Field(None, description="Regression: squash outputs into [lo, hi], or auto.")
+    num_embed: int = Field(16, ge=0, description="Width of each continuous column's periodic embedding; 0 = the values alone.")
+    n_frequencies: int = Field(16, ge=1, description="Trainable frequencies per continuous column.")
+    frequency_scale: float = Field(0.1, gt=0, description="Std of the frequencies at start (small: smooth functions first).")
+    embed_value: bool = Field(True, description="Feed each continuous value beside its embedding (a linear effect needs no frequencies).")
+    ensemble: int = Field(8, ge=1, description="MLPs trained as one batched model (shared weights, own adapters and heads); 1 = one MLP.")
 
 
 class TabularTraining(TrainingSection):
@@ -36,12 +45,15 @@ class TabularTraining(TrainingSection):
 
     bs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", description="Rows per batch; auto: 64, more on big tables.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
+    patience: Annotated[int, Field(ge=1)] | None = Field(
+        3, description="Stop after this many epochs without a better validation loss and keep the best epoch; null = never.")
 
 
 class TabularFit(FitSection):
     epochs: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
-        "auto", description="Epochs of one-cycle training; auto: 5, or more for at least 50 steps on small tables.")
-    base_lr: float = Field(5e-2, gt=0, description="Twice the peak learning rate (fine_tune halves it).")
+        "auto", description="Epochs of one-cycle training; auto: about 1,000 optimizer steps (5 to 100 epochs), early "
+                            "stopping ending it sooner.")
+    base_lr: float = Field(2e-2, gt=0, description="Twice the peak learning rate (fine_tune halves it).")
     freeze_epochs: int = Field(0, ge=0, description="Nothing to freeze in a table model: 0.")
 
 
@@ -51,6 +63,8 @@ class TabularRecipe(Recipe):
     model: TabularModelSection = TabularModelSection()
     training: TabularTraining = TabularTraining()
     fit: TabularFit = TabularFit()
+    baseline: bool = Field(False, description="Also fit scikit-learn's HistGradientBoosting on the same split; its metrics go "
+                           "under 'baseline' in metrics.json (needs quicklearn[baseline]).")
 
 
 def learner_kwargs(recipe: TabularRecipe) -> dict[str, Any]:

@@ -38,6 +38,12 @@ class TabularTask(Task):
         Option("--cont", "data.cont_names", "Comma-separated columns to treat as continuous.", parse=_names),
         Option("--drop", "data.drop", "Comma-separated columns to leave out.", parse=_names),
         Option("--date-parts", "data.date_parts", "Use date columns as year/month/day of week/elapsed.", bool),
+        Option("--scaling", "data.scaling",
+               "Continuous columns: auto (standard; ranks for heavy tails), standard, quantile or robust."),
+        Option("--ensemble", "model.ensemble", "MLPs trained as one batched model (1: one MLP).", int),
+        Option("--patience", "training.patience", "Early stopping: epochs without a better validation loss.", int),
+        Option("--baseline", "baseline", "Also fit scikit-learn's HistGradientBoosting on the same split and print "
+               "both models' metrics (needs quicklearn[baseline]).", bool),
     )
 
     def detect(self, data: Path) -> str | None:
@@ -75,6 +81,13 @@ class TabularTask(Task):
 
             kw["epochs"] = auto_epochs(learn.dls)
         return kw
+
+    def baseline(self, recipe: TabularRecipe, learn: "Learner") -> dict[str, Any] | None:  # type: ignore[override]
+        if not recipe.baseline:
+            return None
+        from quicklearn.tasks.tabular.baseline import fit_baseline
+
+        return fit_baseline(learn)
 
     def load(self, folder: Path, config: dict, state: dict[str, "torch.Tensor"], device: Any) -> Any:
         from quicklearn.tasks.tabular.predictor import TabularPredictor
