@@ -149,13 +149,13 @@ def train(req: TrainRequest, console: Console) -> int:
         table.add_row("classes", classes)
     if "weights" in learn.config["model"]:
         table.add_row("weights", learn.config["model"]["weights"])
+    base = result.baseline
+    if base:  # side by side: the network (what the folder holds) and the reference model on the same rows
+        table.add_row("valid", f"network  |  {base['model']} (baseline, {base['wall_s']:.1f} s)")
     for k, v in result.metrics.items():
         other = base["metrics"].get(k) if base else None
         table.add_row(f"valid {k}", f"{v:.4f}" + (f"  |  {other:.4f}" if other is not None else ""))
     table.add_row("model folder", str(result.out))
-    base = result.baseline
-    if base:  # side by side: the network (what the folder holds) and the reference model on the same rows
-        table.add_row("valid", f"network  |  {base['model']} (baseline, {base['wall_s']:.1f} s)")
     if (result.out / "training_curves.png").exists():
         table.add_row("training curves", str(result.out / "training_curves.png"))
     if (result.out / "tensorboard").is_dir():
