@@ -115,10 +115,9 @@ def test_heavy_tailed_columns_train_without_overflow(tmp_path, one_thread):
 
 
 def test_baseline_writes_both_metric_sets(tmp_path):
-    from typer.testing import CliRunner
-
     from conftest import _need
     from quicklearn_cli.app import app
+    from typer.testing import CliRunner
 
     penguins = _need(SHARED / "palmer-penguins" / "penguins.csv")
     out = tmp_path / "run"
