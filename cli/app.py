@@ -193,10 +193,11 @@ def predict(
     out_file: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the predictions to this file.")] = None,
     thresh: Annotated[Optional[str], typer.Option(help="Multi-label images: threshold(s), 0.3, or per label cat=0.3,dog=0.6 (default: the model's own).")] = None,
     tta: Annotated[bool, typer.Option("--tta", help="Images: average over flips and a zoomed crop (test-time augmentation; 4x slower).")] = False,
+    out_dir: Annotated[Optional[Path], typer.Option("--out-dir", help="Segmentation: write a mask PNG and an overlay JPEG per photo into this folder.")] = None,
     debug: DebugOpt = False,
 ) -> None:
     """Predict with a trained model: images (files, folders, a CSV of paths), or the rows of a CSV for table and text models."""
-    commands.predict(model_dir, inputs, format, out_file, out, thresh=thresh, tta=tta)
+    commands.predict(model_dir, inputs, format, out_file, out, thresh=thresh, tta=tta, out_dir=out_dir)
 
 
 @app.command()

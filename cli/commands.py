@@ -80,6 +80,8 @@ def _resolve_options(base: Any, task: Task, given: dict[str, Any], options: dict
     for flag in given:
         if flag not in own:
             owners = [t for t in all_tasks() if any(o.flag == flag for o in t.options)]
+            refined = {name for t in owners for name in t.refines}
+            owners.sort(key=lambda t: t.name not in refined)  # the general task first (images before segmentation)
             where = " and ".join(t.noun for t in owners) or "another task"
             hint = f" (--task {owners[0].name})" if owners else ""
             raise ConfigError(f"{flag} is for {where}{hint}; this is a {task.name} run.")
@@ -165,14 +167,19 @@ def train(req: TrainRequest, console: Console) -> int:
 
 
 def predict(model_dir: Path, inputs: list[str], fmt: str, out_file: Path | None, console: Console, *,
-            thresh: str | None = None, tta: bool = False) -> None:
+            thresh: str | None = None, tta: bool = False, out_dir: Path | None = None) -> None:
     import quicklearn as ql
     from quicklearn.tasks.registry import get_task
 
     if fmt not in ("table", "csv", "json"):
         raise ConfigError(f"--format {fmt!r}: use table, csv or json.")
     model = ql.load(model_dir)
-    predicted = get_task(model.task).predict_inputs(model, inputs, thresh=thresh, tta=tta)
+    task = get_task(model.task)
+    if out_dir is not None and not task.predict_out_dir:
+        raise ConfigError(f"--out-dir is for models that write files per input (segmentation masks); this is a "
+                          f"{task.name} model: use --out FILE for its predictions.")
+    extra = {"out_dir": out_dir} if task.predict_out_dir else {}
+    predicted = task.predict_inputs(model, inputs, thresh=thresh, tta=tta, **extra)
     df = predicted.frame
     if _emit_frame(df, fmt, out_file, console):
         return
@@ -263,6 +270,8 @@ def interpret(model_dir: Path, data: str, target: str | None, out_dir: Path | No
     if interp.importance is not None:
         fi = interp.feature_importance().rename(columns={"importance": interp.importance_label})
         console.print(_frame_table(fi, "permutation feature importance (3 shuffles per column)"))
+    for name, extra in interp.tables.items():  # the task's own tables
+        console.print(_frame_table(extra, name.replace("_", " ")))
     worst = interp.top_losses(top_losses)
     worst["item"] = [s if len(s) <= 80 else s[:79] + "…" for s in worst["item"]]
     console.print(_frame_table(worst if kind.classifier and not kind.thresholded else worst.drop(columns="probability"),
@@ -272,8 +281,6 @@ def interpret(model_dir: Path, data: str, target: str | None, out_dir: Path | No
     for p in paths:
         console.print(f"  {p}", highlight=False, soft_wrap=True)
 
-    for name, extra in interp.tables.items():  # the task's own tables
-        console.print(_frame_table(extra, name.replace("_", " ")))
 
 def _frame_table(df: Any, title: str, index: str | None = None) -> Table:
     """A DataFrame as a rich table: numbers right-aligned (4 significant digits), text folded rather than cut."""

@@ -187,7 +187,7 @@ def test_show_results_show_batch_and_lr_find_for_a_table(runs, tmp_path):
     r = invoke("lr-find", "--data", runs / "table.csv", "--target", "y", "--out", tmp_path / "lr.png")
     assert r.exit_code == 0 and "suggested learning rate" in r.stdout, r.output
     r = invoke("show-batch", "--data", runs / "table.csv", "--target", "y", "--size", "32")
-    assert r.exit_code == 1 and "--size is for images (--task vision); this is a tabular run." in r.stderr
+    assert r.exit_code == 1 and "--size is for images and segmentation (--task vision); this is a tabular run." in r.stderr
 
 
 def test_train_help_shows_brackets_and_each_tasks_defaults():

@@ -79,7 +79,7 @@ def score(predictor: "Predictor", out: torch.Tensor, targets: torch.Tensor) -> d
         metrics["loss"] = float(kind.loss()(out, targets))
     for name in kind.default_metrics:
         if kind.thresholded:
-            metrics[name] = float(get_metric(name)(out, targets, thresh_vector(predictor.thresh, predictor.classes or [])))
+            metrics[name] = float(get_metric(name, kind)(out, targets, thresh_vector(predictor.thresh, predictor.classes or [])))
         else:
-            metrics[name] = float(get_metric(name)(out, targets))
+            metrics[name] = float(get_metric(name, kind)(out, targets))
     return {"n": len(targets), "metrics": metrics}

@@ -22,7 +22,7 @@ from quicklearn.core.errors import ConfigError
 from quicklearn.data.thresholds import DEFAULT_THRESH, Thresh, label_thresh
 
 __all__ = ["TargetKind", "SingleLabel", "MultiLabel", "Regression", "SINGLE", "MULTI", "REGRESSION", "KINDS", "get_kind",
-           "Prediction", "MAX_CLASSES", "RESERVED_COLUMNS"]
+           "register_kind", "Prediction", "MAX_CLASSES", "RESERVED_COLUMNS"]
 
 MAX_CLASSES = 20  # whole numbers with more distinct values than this are a quantity, not classes
 _MIN_PROB = 1e-30  # keeps log(mean prob) finite when a class's probability underflows (TTA)
@@ -96,6 +96,15 @@ class TargetKind:
         return out, self.activate(out)
 
     output_names: ClassVar[tuple[str, ...]] = ("logits", "probs")
+
+    # A task's own kind (e.g. segmentation's per-pixel classes) brings its metrics with it instead of adding them to
+    # the shared table in train/metrics.py: name -> fn(preds, targets) -> float, and which of them grow as the model
+    # improves (the monitor's direction).
+    greater_is_better: ClassVar[frozenset[str]] = frozenset()
+
+    def metric_functions(self) -> Mapping[str, Callable[[torch.Tensor, torch.Tensor], float]]:
+        """The metrics this kind defines itself (train/metrics.get_metric looks here first); none for the built-in kinds."""
+        return {}
 
     def __repr__(self) -> str:
         return f"<target kind {self.name}>"
@@ -245,7 +254,19 @@ class Regression(TargetKind):
 
 
 SINGLE, MULTI, REGRESSION = SingleLabel(), MultiLabel(), Regression()
-KINDS: Mapping[str, TargetKind] = {k.name: k for k in (SINGLE, MULTI, REGRESSION)}
+KINDS: dict[str, TargetKind] = {k.name: k for k in (SINGLE, MULTI, REGRESSION)}
+
+
+def register_kind(kind: TargetKind) -> TargetKind:
+    """Add a task's own target kind (a TargetKind subclass instance) under its `name`, so that `get_kind`, the Learner,
+    the Predictor base and config.json's "kind" know it; registering the same class again is a no-op. A task folder
+    calls it when its kind's module is imported (tasks/segment/kind.py)."""
+    known = KINDS.get(kind.name)
+    if known is not None and type(known) is not type(kind):
+        raise ConfigError(f"two target kinds are named {kind.name!r}: {type(known).__module__} and {type(kind).__module__}.")
+    if known is None:
+        KINDS[kind.name] = kind
+    return KINDS[kind.name]
 
 
 def get_kind(kind: "str | TargetKind") -> TargetKind:

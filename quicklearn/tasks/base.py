@@ -63,7 +63,10 @@ class Option:
 class OnnxSpec:
     """What a task exports to ONNX: the module to trace, an example input (its batch axis is made dynamic), the
     input's name, the output names, the metadata that describes them, and for the parity check a random input
-    maker and the outputs the task's own predictor gives (a wrong wrapper shows up as a difference)."""
+    maker and the outputs the task's own predictor gives (a wrong wrapper shows up as a difference).
+    compare(onnx_outputs, reference_outputs) -> the difference checked against the limit; None = the largest
+    absolute difference of any output (a task with integer outputs, such as segmentation's class maps, where
+    near-tied logits may pick either class, says how they compare)."""
 
     module: "torch.nn.Module"
     example: "torch.Tensor"
@@ -72,6 +75,7 @@ class OnnxSpec:
     meta: dict[str, Any]
     random_input: Callable[[int, "torch.Generator"], "torch.Tensor"]
     reference: Callable[["torch.Tensor"], list["torch.Tensor"]]
+    compare: Callable[[list["torch.Tensor"], list["torch.Tensor"]], float] | None = None
 
 
 @dataclass
@@ -96,6 +100,10 @@ class Task:
     noun: ClassVar[str] = "this task"  # how messages name the task's data: "--ema is for images"
     detect_order: ClassVar[int] = 50  # task inference asks the tasks by ascending order
     fallback: ClassVar[bool] = False  # claims any data it can read; only chosen when no other task claims it
+    # tasks whose data this task's is a special case of: when both claim some data, this one is chosen (a photo
+    # folder with a mask folder beside it is also "a folder of images", but segmentation data first)
+    refines: ClassVar[tuple[str, ...]] = ()
+    predict_out_dir: ClassVar[bool] = False  # predict_inputs takes out_dir=: it writes files per input (--out-dir)
     options: ClassVar[Sequence[Option]] = ()
 
     # ---- recognising data --------------------------------------------------------------------------------
@@ -137,7 +145,8 @@ class Task:
 
     # ---- using a model ----------------------------------------------------------------------------------------
     def predict_inputs(self, predictor: Any, inputs: list[str], *, thresh: Any = None, tta: bool = False) -> Predicted:
-        """What `quicklearn predict MODEL INPUTS...` prints or writes."""
+        """What `quicklearn predict MODEL INPUTS...` prints or writes. A task with `predict_out_dir` also takes
+        `out_dir` (a Path, or None when --out-dir is not given) and writes its files there (segmentation's masks)."""
         raise self._refuse("predicting from the command line")
 
     def evaluate(self, predictor: Any, data: Any, y: str | None = None, tta: bool = False) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from quicklearn.train.callbacks.checkpoint import Checkpoint
 from quicklearn.train.callbacks.history import HistoryLogger
 from quicklearn.train.callbacks.progress import ProgressCallback
 from quicklearn.train.callbacks.recorder import LRRecorder
-from quicklearn.train.metrics import GREATER_IS_BETTER, default_metrics, get_metric
+from quicklearn.train.metrics import default_metrics, get_metric, greater_is_better
 from quicklearn.train.mix import BatchMixer
 from quicklearn.train.optim import group_lrs, make_optimizer
 from quicklearn.train.schedules import Schedule, constant, flat_cos, momentum_cycle, one_cycle
@@ -166,7 +166,7 @@ class Learner:
         self.amp_dtype = amp_dtype(precision, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.metric_names = list(metrics) if metrics is not None else default_metrics(self.kind)
-        self.metric_fns = {m: get_metric(m) for m in self.metric_names}
+        self.metric_fns = {m: get_metric(m, self.target_kind) for m in self.metric_names}
         unfit = [m for m in self.metric_names if m not in self.target_kind.metrics]
         if unfit:
             raise ConfigError(f"metric {unfit[0]!r} does not fit a {self.kind} target; use {sorted(self.target_kind.metrics)}.")
@@ -240,7 +240,7 @@ class Learner:
         return self.target_kind.loss(class_weights, label_smoothing, self.device)
 
     def greater_is_better(self, name: str) -> bool:
-        return name in GREATER_IS_BETTER
+        return greater_is_better(name, self.target_kind)
 
     # ---- freezing ------------------------------------------------------------------------------
     def freeze_to(self, n: int) -> None:

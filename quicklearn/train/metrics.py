@@ -12,9 +12,9 @@ from typing import Callable
 import torch
 
 from quicklearn.core.errors import ConfigError
-from quicklearn.data.kinds import KINDS, get_kind
+from quicklearn.data.kinds import KINDS, TargetKind, get_kind
 
-__all__ = ["METRICS", "KIND_METRICS", "get_metric", "default_metrics", "GREATER_IS_BETTER", "accuracy", "error_rate", "top_k_accuracy", "f1_macro", "auroc", "accuracy_multi", "f1_multi", "rmse", "mae"]
+__all__ = ["METRICS", "KIND_METRICS", "get_metric", "default_metrics", "GREATER_IS_BETTER", "greater_is_better", "accuracy", "error_rate", "top_k_accuracy", "f1_macro", "auroc", "accuracy_multi", "f1_multi", "rmse", "mae"]
 
 Metric = Callable[[torch.Tensor, torch.Tensor], float]
 
@@ -99,11 +99,22 @@ METRICS: dict[str, Metric] = {
 GREATER_IS_BETTER = {"accuracy", "top5_accuracy", "f1_macro", "auroc", "accuracy_multi", "f1"}
 
 
-def get_metric(name: str) -> Metric:
+def get_metric(name: str, kind: "str | TargetKind | None" = None) -> Metric:
+    """The metric called `name`: the target kind's own (a task's kind may define its metrics, see
+    TargetKind.metric_functions), else the shared table's."""
+    own = dict(get_kind(kind).metric_functions()) if kind is not None else {}
+    if name in own:
+        return own[name]
     if name in METRICS:
         return METRICS[name]
-    close = difflib.get_close_matches(name, list(METRICS), n=1)
-    raise ConfigError(f"unknown metric {name!r}.{' Did you mean ' + repr(close[0]) + '?' if close else ''} Known: {sorted(METRICS)}.")
+    known = sorted({*METRICS, *own})
+    close = difflib.get_close_matches(name, known, n=1)
+    raise ConfigError(f"unknown metric {name!r}.{' Did you mean ' + repr(close[0]) + '?' if close else ''} Known: {known}.")
+
+
+def greater_is_better(name: str, kind: "str | TargetKind | None" = None) -> bool:
+    """Whether metric `name` grows as the model improves (a kind's own metrics say so themselves)."""
+    return name in GREATER_IS_BETTER or (kind is not None and name in get_kind(kind).greater_is_better)
 
 
 # which metrics make sense for which kind of target

@@ -22,7 +22,8 @@ from torch import Tensor
 
 from quicklearn.core.errors import ConfigError, DataError
 
-__all__ = ["AugmentConfig", "augment_batch", "resize_batch", "Normalize", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = ["AugmentConfig", "augment_batch", "augment_with_masks", "resize_batch", "Normalize", "IMAGENET_MEAN",
+           "IMAGENET_STD"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -218,6 +219,26 @@ def augment_batch(x: Tensor, size: int | tuple[int, int], cfg: AugmentConfig, ge
     items exactly as a single process would."""
     if not cfg.enabled:
         return resize_batch(x, size)
+    return _augment(x, None, size, cfg, generator, rows, n_draws)[0]
+
+
+def augment_with_masks(x: Tensor, masks: Tensor, size: int | tuple[int, int], cfg: AugmentConfig,
+                       generator: torch.Generator, rows: Sequence[int] | None = None,
+                       n_draws: int | None = None) -> tuple[Tensor, Tensor]:
+    """`augment_batch` for images with per-pixel targets: `masks` (uint8 (B,1,H,W) class indices) go through the same
+    sampling grid as their images, nearest-neighbour, so each mask stays aligned with its image and no new class
+    value appears; lighting changes the images only. The same draws as `augment_batch` for the same generator.
+    Returns (float32 [0,1] (B,C,h,w), masks (B,1,h,w) in their own dtype). Needs cfg.enabled."""
+    if not cfg.enabled:
+        raise ConfigError("augment_with_masks needs augmentation on (cfg.enabled); resize images and masks instead.")
+    out, warped = _augment(x, masks, size, cfg, generator, rows, n_draws)
+    assert warped is not None
+    return out, warped
+
+
+def _augment(x: Tensor, masks: Tensor | None, size: int | tuple[int, int], cfg: AugmentConfig, generator: torch.Generator,
+             rows: Sequence[int] | None, n_draws: int | None) -> tuple[Tensor, Tensor | None]:
+    """The one resampling pass: draws -> homographies -> one grid -> images (bilinear) and masks (nearest)."""
     h, w = _size_hw(size)
     x = _check_batch(x)
     u = torch.rand(n_draws or x.shape[0], _N_DRAWS, generator=generator, device=generator.device).to("cpu", torch.float64)
@@ -226,9 +247,13 @@ def augment_batch(x: Tensor, size: int | tuple[int, int], cfg: AugmentConfig, ge
     mats = _homographies(u, cfg, (x.shape[-2], x.shape[-1]), (h, w))
     grid = _sampling_grid(mats.to(x.device, torch.float32), h, w)
     out = F.grid_sample(_to_unit_float(x), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    warped = None
+    if masks is not None:  # float32 holds every uint8 value exactly; nearest only ever copies one
+        warped = F.grid_sample(masks.to(grid.device, torch.float32), grid, mode="nearest", padding_mode="reflection",
+                               align_corners=False).to(masks.dtype)
     if cfg.max_lighting > 0:
         out = _lighting(out, u, cfg)
-    return out.clamp_(0.0, 1.0)
+    return out.clamp_(0.0, 1.0), warped
 
 
 def _fit_channels(values: tuple[float, ...], n: int) -> tuple[float, ...]:

@@ -10,6 +10,9 @@
 - Bounded disk: after a new entry, the least recently used entries go until the folder is under `disk_limit`.
 
     imgs = cached_images(paths, pipeline)          # DecodedImages(images, ok, errors, origin)
+
+`pipeline` is anything that says how one file becomes one pre-sized uint8 item (`CachedItems`): the image
+pipeline, or a task's own (segmentation caches its masks beside the photos through a mask pipeline).
     QUICKLEARN_IMAGE_CACHE=0   -> no files kept (a spill file is anonymous and vanishes with the process)
     QUICKLEARN_CACHE_RAM_MB    -> the RAM limit (default: a quarter of the machine's RAM, at most 4 GiB)
 """
@@ -24,7 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -35,12 +38,29 @@ from quicklearn.core.fileio import atomic_path, write_json
 from quicklearn.tasks.vision.loaders import decode_all
 from quicklearn.tasks.vision.pipeline import ImagePipeline
 
-__all__ = ["DecodedImages", "cached_images", "image_cache_dir", "default_ram_limit", "clear_image_cache", "cache_key"]
+__all__ = ["CachedItems", "DecodedImages", "cached_images", "image_cache_dir", "default_ram_limit", "clear_image_cache",
+           "cache_key"]
 
 log = logging.getLogger("quicklearn")
 
 _FORMAT = 2  # bump when decoding or pre-sizing changes what the pixels are (2: EXIF orientation for every format)
 _OFF = {"0", "false", "no", "off"}
+
+
+class CachedItems(Protocol):
+    """What the cache needs of a pipeline: decode one file, pre-size it to `item_shape`, and what the pixels depend
+    on besides the files (`cache_id`, part of the key). ImagePipeline is one; so is segmentation's mask pipeline."""
+
+    channels: int
+
+    @property
+    def item_shape(self) -> tuple[int, ...]: ...
+
+    def cache_id(self) -> dict: ...
+
+    def decode(self, path: Path) -> torch.Tensor: ...
+
+    def item(self, img: torch.Tensor) -> torch.Tensor: ...
 
 
 @dataclass
@@ -84,11 +104,10 @@ def _disk_limit_default() -> int:
     return int(float(os.environ.get("QUICKLEARN_IMAGE_CACHE_GB", "20")) * 2**30)
 
 
-def cache_key(paths: Sequence[Path], pipeline: ImagePipeline) -> str:
+def cache_key(paths: Sequence[Path], pipeline: "ImagePipeline | CachedItems") -> str:
     """sha256 of the pre-size step and every file's absolute path, size and mtime (no pixel is read)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"format": _FORMAT, "presize": pipeline.presize, "mode": pipeline.resize_mode,
-                         "channels": pipeline.channels}).encode())
+    h.update(json.dumps({"format": _FORMAT, **pipeline.cache_id()}).encode())
     for p in paths:
         ap = os.path.abspath(p)
         try:
@@ -101,7 +120,7 @@ def cache_key(paths: Sequence[Path], pipeline: ImagePipeline) -> str:
 
 def cached_images(
     paths: Sequence[Path],
-    pipeline: ImagePipeline,
+    pipeline: "ImagePipeline | CachedItems",
     *,
     num_workers: int | None = None,
     description: str = "decoding images",
@@ -112,7 +131,7 @@ def cached_images(
     """Decode + pre-size `paths` once (or read them from the cache); see the module docstring."""
     ram_limit = default_ram_limit() if ram_limit is None else int(ram_limit)
     persist = _persist_default() if persist is None else persist
-    shape = (len(paths), pipeline.channels, pipeline.presize, pipeline.presize)
+    shape = (len(paths), *pipeline.item_shape)
     nbytes = int(np.prod(shape))
     if not paths:
         return DecodedImages(torch.empty(shape, dtype=torch.uint8), [], [], "decoded")
@@ -149,12 +168,13 @@ def cached_images(
     return out
 
 
-def _decode(paths: Sequence[Path], pipeline: ImagePipeline, num_workers: int | None, description: str,
+def _decode(paths: Sequence[Path], pipeline: "ImagePipeline | CachedItems", num_workers: int | None, description: str,
             shape: tuple[int, ...], nbytes: int, ram_limit: int, dest: Path | None) -> DecodedImages:
     """Decode into RAM (then save to `dest`) or, above the RAM limit, straight into a memory-mapped file."""
     if nbytes <= ram_limit:
         buf = torch.empty(shape, dtype=torch.uint8)
-        images, ok, errors = decode_all(paths, [pipeline.item], pipeline.channels, num_workers, description, out=buf)
+        images, ok, errors = decode_all(paths, [pipeline.item], pipeline.channels, num_workers, description, out=buf,
+                                         decode=pipeline.decode)
         if dest is not None:
             with atomic_path(dest) as tmp:
                 buf.numpy().tofile(tmp)
@@ -165,12 +185,12 @@ def _decode(paths: Sequence[Path], pipeline: ImagePipeline, num_workers: int | N
         handle = tempfile.TemporaryFile(dir=os.environ.get("TMPDIR"))
         mm = np.memmap(handle, dtype=np.uint8, mode="w+", shape=shape)
         images, ok, errors = decode_all(paths, [pipeline.item], pipeline.channels, num_workers, description,
-                                        out=torch.from_numpy(mm))
+                                        out=torch.from_numpy(mm), decode=pipeline.decode)
         return DecodedImages(images, ok, errors, "spilled", None)
     with atomic_path(dest) as tmp:
         mm = np.memmap(tmp, dtype=np.uint8, mode="w+", shape=shape)
         _, ok, errors = decode_all(paths, [pipeline.item], pipeline.channels, num_workers, description,
-                                   out=torch.from_numpy(mm))
+                                   out=torch.from_numpy(mm), decode=pipeline.decode)
         mm.flush()
         del mm
     mapped = np.memmap(dest, dtype=np.uint8, mode="c", shape=shape)  # copy-on-write: the file is never changed

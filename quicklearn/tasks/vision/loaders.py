@@ -41,17 +41,20 @@ def default_num_workers() -> int:
 
 
 class DecodeDataset(Dataset):
-    """Decode + item transforms of one path; an unreadable file yields None (counted and reported by the caller)."""
+    """Decode + item transforms of one path; an unreadable file yields None (counted and reported by the caller).
+    decode: how a file becomes a uint8 (C, H, W) tensor (default: `decode_image` with `channels`; a mask decoder
+    for segmentation); it raises UnreadableImage for a file it cannot read."""
 
-    def __init__(self, paths: Sequence[Path], item_tfms: Sequence[Callable[[torch.Tensor], torch.Tensor]], channels: int):
-        self.paths, self.item_tfms, self.channels = list(paths), list(item_tfms), channels
+    def __init__(self, paths: Sequence[Path], item_tfms: Sequence[Callable[[torch.Tensor], torch.Tensor]], channels: int,
+                 decode: Callable[[Path], torch.Tensor] | None = None):
+        self.paths, self.item_tfms, self.channels, self.decode = list(paths), list(item_tfms), channels, decode
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str]:
         try:
-            img = decode_image(self.paths[i], self.channels)
+            img = self.decode(self.paths[i]) if self.decode is not None else decode_image(self.paths[i], self.channels)
             for tfm in self.item_tfms:
                 img = tfm(img)
             # numpy, not a tensor: from a worker process an array is pickled by value through the pipe, while a
@@ -72,6 +75,7 @@ def decode_all(
     num_workers: int | None = None,
     description: str = "decoding images",
     out: torch.Tensor | None = None,
+    decode: Callable[[Path], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list[int], list[str]]:
     """Decode every path once into one uint8 tensor (N_ok, C, S, S); returns it, the indices that decoded, and the errors.
 
@@ -85,7 +89,7 @@ def decode_all(
     if nw is None:
         nw = min(default_num_workers(), len(paths) // 32)  # tiny sets: worker start-up costs more than it saves
         nw = 0 if nw == 1 else nw  # measured: a single worker is slower than decoding in the main process
-    ds = DecodeDataset(paths, item_tfms, channels)
+    ds = DecodeDataset(paths, item_tfms, channels, decode)
     loader = DataLoader(ds, batch_size=16, num_workers=nw, collate_fn=_collate)  # yields in order
     ok: list[int] = []
     errors: list[str] = []

@@ -36,7 +36,20 @@ class ImagePipeline:
         return Resize(self.presize, self.resize_mode)(img)
 
     def load(self, path: str | Path) -> torch.Tensor:
-        return self.item(decode_image(path, self.channels))
+        return self.item(self.decode(path))
+
+    def decode(self, path: str | Path) -> torch.Tensor:
+        """One file -> uint8 (C, H, W) at its own size (what `item` then pre-sizes)."""
+        return decode_image(path, self.channels)
+
+    @property
+    def item_shape(self) -> tuple[int, int, int]:
+        """One pre-sized image's shape: what the decoded-image cache (cache.py) stores per item."""
+        return (self.channels, self.presize, self.presize)
+
+    def cache_id(self) -> dict:
+        """What the cached pixels depend on besides the files themselves (cache.cache_key hashes it)."""
+        return {"presize": self.presize, "mode": self.resize_mode, "channels": self.channels}
 
     def valid_batch(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B,C,presize,presize) on any device -> normalized float (B,C,size,size)."""
