@@ -24,6 +24,7 @@ _EXPORTS: dict[str, str] = {
     "collab_learner": "quicklearn.tasks.collab.learner",
     "text_dataloaders": "quicklearn.tasks.text.learner", "TextModel": "quicklearn.tasks.text.model",
     "TextPredictor": "quicklearn.tasks.text.predictor",
+    "segmentation_learner": "quicklearn.tasks.segment.learner", "segmentation_dataloaders": "quicklearn.tasks.segment.data",
     # data
     "image_dataloaders": "quicklearn.tasks.vision.data", "DataLoaders": "quicklearn.tasks.vision.data",
     "AugmentConfig": "quicklearn.tasks.vision.augment", "Normalize": "quicklearn.tasks.vision.augment",
@@ -104,8 +105,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .serving.onnx import export_onnx
     from .serving.predictor import Prediction, Predictor
     from .tasks.base import Task
-    from .tasks.registry import get_task, register_task
     from .tasks.collab.learner import collab_learner
+    from .tasks.registry import get_task, register_task
+    from .tasks.segment.data import segmentation_dataloaders
+    from .tasks.segment.learner import segmentation_learner
     from .tasks.tabular.data import ColumnRoles, TabularProcessor, infer_roles
     from .tasks.tabular.learner import auto_epochs, tabular_dataloaders, tabular_learner
     from .tasks.tabular.model import TabularModel

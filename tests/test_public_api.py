@@ -43,6 +43,8 @@ def test_public_surface_is_stable():
         "export_onnx",
         # the task interface and its registry (issue 17)
         "Task", "get_task", "register_task",
+        # segmentation (issue 21)
+        "segmentation_learner", "segmentation_dataloaders",
         # collaborative filtering (issue 20)
         "collab_learner",
     }

@@ -6,10 +6,11 @@ tasks are listed below, one line each; a package adds its own through the entry-
 subclass). Tasks load on the first look-up, so `import quicklearn` stays cheap.
 
 Task inference (`quicklearn train --data X` without --task) asks every task's `detect` by ascending
-`detect_order`: images (10), ratings (15), texts (20), then tables (90, the fallback for any CSV); ties by name. The data is
-the one task's that claims it; two claims are an error that names both; a fallback claims only what no other
-task does. A task may answer "mine or another's: say which" (a ConfigError); that is raised only when no other
-task is sure.
+`detect_order`: segmentation (5), images (10), ratings (15), texts (20), then tables (90, the fallback for any
+CSV); ties by name. The data is the one task's that claims it; two claims are an error that names both, unless one
+task `refines` the other (its data is a special case of the other's: segmentation's photos-and-masks folder is also
+a folder of images), and then it wins; a fallback claims only what no other task does. A task may answer "mine or
+another's: say which" (a ConfigError); that is raised only when no other task is sure.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ BUILTIN_TASKS: dict[str, str] = {
     "tabular": "quicklearn.tasks.tabular.task:TASK",
     "text": "quicklearn.tasks.text.task:TASK",
     "collab": "quicklearn.tasks.collab.task:TASK",
+    "segment": "quicklearn.tasks.segment.task:TASK",
 }
 DEFAULT_TASK = "vision"  # a recipe without `task:`, and `quicklearn train` with neither data nor a task
 ENTRY_POINT_GROUP = "quicklearn.tasks"
@@ -113,6 +115,8 @@ def infer_task(data: str | Path) -> tuple[Task, str]:
         if why:
             claims.append((t, why))
     specific = [(t, why) for t, why in claims if not t.fallback]
+    refined = {name for t, _ in specific for name in t.refines}  # a task's special case of another's data wins
+    specific = [(t, why) for t, why in specific if t.name not in refined]
     if doubts and not specific:
         raise doubts[0]
     if len(specific) > 1:
