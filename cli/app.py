@@ -146,6 +146,9 @@ _RUN_PARAMS = [
         bool, typer.Option(help="Replace an existing --out folder.", rich_help_panel=RUN)]),
     inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
         bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.", rich_help_panel=RUN)]),
+    inspect.Parameter("no_check", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--no-check", help="Skip the quick data check (duplicates, leakage across the split, hidden "
+                                              "folders) before training.", rich_help_panel=RUN)]),
     inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
         bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.",
                           rich_help_panel=RUN)]),
@@ -171,7 +174,7 @@ def _train_command() -> Callable:
         request = commands.TrainRequest(
             given=given, options={o.flag: o for o in options}, recipe=params["recipe"], task=params["task"],
             overwrite=params["overwrite"], resume=params["resume"], print_config=params["print_config"],
-            gpus=params["gpus"], argv=_given_args(ctx))
+            gpus=params["gpus"], argv=_given_args(ctx), check=not params["no_check"])
         code = commands.train(request, out)
         if code:
             raise typer.Exit(code)
@@ -261,6 +264,22 @@ def show_batch(
     """Show training examples as the model sees them: augmented images as a PNG grid; rows and texts printed."""
     given = {k: v for k, v in {"--size": size, "--target": target}.items() if v is not None}
     commands.show_batch(data, task, given, out_file, n, out)
+
+
+@app.command()
+@_user_errors
+def check(
+    data: Annotated[str, typer.Option("--data", "-d", help="Images (a folder or a CSV of paths), a table or texts (a CSV).")],
+    task: Annotated[Optional[str], typer.Option(help="The task (inferred from the data when left out).")] = None,
+    target: Annotated[Optional[str], typer.Option("--target", "-y", help="Label column of a CSV.")] = None,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write report.md, issues.csv and contact sheets (PNG) here.")] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Exit with 2 when leakage or unreadable data is found (for CI).")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Find what is wrong with a data set before training on it: duplicates, leakage across the split, label errors, ..."""
+    code = commands.check(data, task, target, out_dir, strict, out)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

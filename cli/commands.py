@@ -33,6 +33,7 @@ class TrainRequest:
     print_config: bool = False
     gpus: str | None = None
     argv: list[str] = field(default_factory=list)
+    check: bool = True  # the quick data check before training (--no-check: off)
 
 
 def _resolve_recipe(recipe: str | None, task: str | None, data: str | None, console: Console):
@@ -131,7 +132,7 @@ def train(req: TrainRequest, console: Console) -> int:
                       "split across them", highlight=False)
     console.print(task.describe(resolved, out_dir), highlight=False)
     try:
-        result = run_recipe(resolved, out=out_dir, overwrite=req.overwrite, resume=req.resume)
+        result = run_recipe(resolved, out=out_dir, overwrite=req.overwrite, resume=req.resume, check=req.check)
     finally:
         # under torchrun: take the process group down before the interpreter exits; a gloo group left alive can
         # abort its process at exit ("terminate called without an active exception")
@@ -324,6 +325,26 @@ def show_batch(data: str | None, task: str | None, given: dict[str, Any], out_fi
         console.print(f"no --data given: using the bundled sample ({data})", highlight=False)
     resolved = _resolve_options(base, the_task, {"--data": data, **given}, _all_options())
     console.print(the_task.show_batch(resolved, out_file, n), highlight=False, markup=False)
+
+
+def check(data: str, task: str | None, target: str | None, out_dir: Path | None, strict: bool, console: Console) -> int:
+    """`quicklearn check`: the task's data checks, the summary table, --out's files; the exit code (2: --strict failed)."""
+    import quicklearn as ql
+    from quicklearn.analysis.check.summary import summary_table
+
+    report = ql.check(data, task=task, target=target, out=out_dir)
+    console.print(summary_table(report))
+    for fact in report.facts:
+        console.print(f"  {fact}", highlight=False, soft_wrap=True)
+    if report.files:
+        console.print(f"wrote {', '.join(str(f) for f in report.files[:2])} and {len(report.files) - 2} contact sheet(s)"
+                      if len(report.files) > 2 else f"wrote {', '.join(str(f) for f in report.files)}", highlight=False)
+    code = report.exit_code(strict)
+    if code:
+        failing = report.failing()
+        kinds = sorted({f.kind for f in failing})
+        console.print(f"[bold red]--strict: {len(failing)} finding(s) of {', '.join(kinds)}[/]", highlight=False)
+    return code
 
 
 def info(console: Console) -> None:

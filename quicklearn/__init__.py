@@ -55,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "TabularPredictor": "quicklearn.tasks.tabular.predictor",
     "interpret": "quicklearn.analysis.interpret", "Interpretation": "quicklearn.analysis.interpretation",
     "fit_thresholds": "quicklearn.analysis.thresholds",
+    "check": "quicklearn.analysis.check.api",
     "export_onnx": "quicklearn.serving.onnx",
     # tasks: the interface and the registry (a third-party task registers through the entry point quicklearn.tasks)
     "Task": "quicklearn.tasks.base", "get_task": "quicklearn.tasks.registry", "register_task": "quicklearn.tasks.registry",
@@ -88,6 +89,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .analysis.check.api import check
     from .analysis.interpret import interpret
     from .analysis.interpretation import Interpretation
     from .analysis.thresholds import fit_thresholds

@@ -35,6 +35,7 @@ class RunResult:
     wall_s: float
     learner: Any
     baseline: dict[str, Any] | None = None  # a reference model's {"model", "metrics", "wall_s"} (--baseline)
+    data_check: Any = None  # the quick data check's Report (analysis/check), None with check=False
 
 
 def default_out_dir(data: str | Path | None) -> Path:
@@ -76,8 +77,9 @@ def check_out_dir(out: Path, overwrite: bool, resume: bool) -> bool:
 
 
 def run_recipe(recipe: Recipe, *, out: str | Path | None = None, overwrite: bool = False, resume: bool = False,
-               progress: bool | None = None) -> RunResult:
-    """Train what `recipe` describes and write the model directory; returns where and the final metrics."""
+               progress: bool | None = None, check: bool = True) -> RunResult:
+    """Train what `recipe` describes and write the model directory; returns where and the final metrics. check: first
+    run the task's cheap data checks (hashes, leakage across the split, hidden folders), one line per problem."""
     data = recipe.data.path
     if not data:
         raise ConfigError("no data: give --data PATH or set data.path in the recipe.")
@@ -88,6 +90,7 @@ def run_recipe(recipe: Recipe, *, out: str | Path | None = None, overwrite: bool
     t0 = time.perf_counter()
     task = get_task(recipe.task)
     task.check(recipe)
+    checked = _quick_check(task, recipe) if check and ddp.is_main() else None
     cbs = []
     if recipe.output.tensorboard and ddp.is_main():
         from quicklearn.train.callbacks.tensorboard import TensorBoardLogger
@@ -122,4 +125,16 @@ def run_recipe(recipe: Recipe, *, out: str | Path | None = None, overwrite: bool
             learn.plot_curves(out / "training_curves.png")
         (out / "checkpoint.pt").unlink(missing_ok=True)  # the model directory is complete; the resume point is no longer needed
     ddp.barrier()  # the model directory is complete before any rank returns
-    return RunResult(out, metrics, wall, learn, baseline)
+    return RunResult(out, metrics, wall, learn, baseline, checked)
+
+
+def _quick_check(task: Any, recipe: Recipe) -> Any:
+    """The task's cheap data checks (analysis/check), each problem printed as one line naming `quicklearn check`."""
+    from quicklearn.analysis.check.run import quick_check
+    from quicklearn.analysis.check.summary import quick_lines
+    from quicklearn.core.progress import console
+
+    report = quick_check(task, recipe)
+    for line in quick_lines(report) if report is not None else []:
+        console().print(line, highlight=False, markup=False, soft_wrap=True)
+    return report

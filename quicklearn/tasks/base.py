@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
+    from quicklearn.analysis.check.findings import DataChecks
     from quicklearn.analysis.interpretation import Interpretation
     from quicklearn.config.sections import Recipe
     from quicklearn.train.callbacks.base import Callback
@@ -168,6 +169,12 @@ class Task:
     def show_batch(self, recipe: "Recipe", out: Path, n: int) -> str:
         """Show a few training examples as the model sees them: write `out` (or print them) and say what was done."""
         raise self._refuse("show-batch")
+
+    def data_checks(self, recipe: "Recipe") -> "DataChecks | None":
+        """What `quicklearn check` looks for in the recipe's data (duplicates, leakage across the split, label errors,
+        ...): the task's checkers over its items (see analysis/check/findings.py; a built-in task's are in its
+        checks.py). `quicklearn train` runs the cheap ones first. None: this task has no data checks."""
+        return None
 
     # ---- the command line -------------------------------------------------------------------------------------
     def commands(self) -> list[Any]:

@@ -108,6 +108,11 @@ class TabularTask(Task):
         frame, where, _, targets = labelled_rows(predictor, data, y, _cat_key)
         return score(predictor, predictor.raw(frame, where), targets)
 
+    def data_checks(self, recipe: TabularRecipe) -> Any:  # type: ignore[override]
+        from quicklearn.tasks.tabular.checks import tabular_checks
+
+        return tabular_checks(recipe)
+
     def interpret_learner(self, learn: "Learner") -> "Interpretation":
         from quicklearn.tasks.tabular.interpret import interpret_learner
 

@@ -111,6 +111,11 @@ class TextTask(Task):
         texts = join_texts(frame, predictor.text_cols, text_separator(predictor.tokenizer), where)
         return score(predictor, predict_in_chunks(predictor.raw, texts, "texts"), targets)
 
+    def data_checks(self, recipe: TextRecipe) -> Any:  # type: ignore[override]
+        from quicklearn.tasks.text.checks import text_checks
+
+        return text_checks(recipe)
+
     def interpret_learner(self, learn: "Learner") -> "Interpretation":
         from quicklearn.tasks.text.interpret import interpret_learner
 

@@ -20,7 +20,7 @@ import torch
 
 from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
 from quicklearn.data.kinds import get_kind
-from quicklearn.data.labels import KindName, Vocab, get_targets, target_stats
+from quicklearn.data.labels import KindName, Targets, Vocab, get_targets, target_stats
 from quicklearn.data.loaders import LoaderPair
 from quicklearn.data.sources import ItemSource
 from quicklearn.data.split import (
@@ -40,7 +40,7 @@ from quicklearn.tasks.vision.pipeline import ImagePipeline, default_presize
 from quicklearn.tasks.vision.sources import image_source
 from quicklearn.tasks.vision.transforms import ResizeMode
 
-__all__ = ["DataLoaders", "image_dataloaders"]
+__all__ = ["DataLoaders", "image_dataloaders", "ImageItems", "image_items", "image_pipeline"]
 
 log = logging.getLogger("quicklearn")
 
@@ -145,28 +145,12 @@ def image_dataloaders(
         raise DataError(f"size={size}: images must be at least 8 px.")
     if channels not in (1, 3):
         raise DataError(f"channels={channels}: use 3 (RGB) or 1 (grayscale).")
-    source = image_source(data, path_col)
-    where = data if not isinstance(data, pd.DataFrame) else "the DataFrame"
-    split = _resolve_splitter(splitter, source, valid_pct, seed)
-
-    if not isinstance(split, (RandomSplitter, FolderSplitter, ColumnSplitter, IndexSplitter)):
-        # stratified and user-written splitters need the targets; the built-ins below do not
-        targets = get_targets(source, y, kind=kind, label_delim=label_delim)
-        train_idx, valid_idx = split(source, targets)
-    else:
-        # Split first: items outside train/ and valid/ (e.g. an unlabelled test/ folder) must not become a class.
-        train_idx, valid_idx = split(source, None)  # type: ignore[arg-type]
-        keep = train_idx + valid_idx
-        if len(keep) < len(source):
-            source = ItemSource([source.paths[i] for i in keep], source.root,
-                                None if source.frame is None else source.frame.iloc[keep].reset_index(drop=True), source.skipped,
-                                source.name)
-            train_idx, valid_idx = list(range(len(train_idx))), list(range(len(train_idx), len(keep)))
-        targets = get_targets(source, y, kind=kind, label_delim=label_delim)
+    items = image_items(data, y=y, path_col=path_col, kind=kind, label_delim=label_delim, splitter=splitter,
+                        valid_pct=valid_pct, seed=seed)
+    source, targets, train_idx, valid_idx, where = items.source, items.targets, items.train_idx, items.valid_idx, items.where
     check_split(train_idx, valid_idx, targets, where, warn=False)  # fail before decoding; warn once, on the final split
 
-    presize = presize or default_presize(size)
-    pipeline = ImagePipeline(size, presize, resize_mode, channels, normalize or Normalize.for_arch(arch, channels))
+    pipeline = image_pipeline(size, presize, resize_mode, channels, normalize, arch)
     decoded = [
         cached_images([source.paths[i] for i in idx], pipeline, num_workers=num_workers, description=f"decoding {name} images")
         for idx, name in ((train_idx, "train"), (valid_idx, "valid"))
@@ -195,6 +179,52 @@ def image_dataloaders(
         train, valid, targets.kind, targets.vocab, pipeline,
         [source.paths[i] for i in train_idx], [source.paths[i] for i in valid_idx], stats,
     )
+
+
+@dataclass
+class ImageItems:
+    """The items of an image data set before any pixel is decoded: the files (and rows), their targets, which train
+    and which validate (indices into `source`), and how messages name the data."""
+
+    source: ItemSource
+    targets: Targets
+    train_idx: list[int]
+    valid_idx: list[int]
+    where: Any
+
+
+def image_items(data: str | Path | pd.DataFrame, *, y: str | Callable[[Path], Any] | None = None,
+                path_col: str | None = None, kind: KindName | None = None, label_delim: str | None = None,
+                splitter: Splitter | str = "auto", valid_pct: float = 0.2, seed: int = 42) -> ImageItems:
+    """Items -> labels -> split, as `image_dataloaders` does before decoding (and `quicklearn check` too, so that
+    both decode the same files into the same cache entries). The split is not checked here: the caller refuses or
+    reports a split that cannot train."""
+    source = image_source(data, path_col)
+    where = data if not isinstance(data, pd.DataFrame) else "the DataFrame"
+    split = _resolve_splitter(splitter, source, valid_pct, seed)
+    if not isinstance(split, (RandomSplitter, FolderSplitter, ColumnSplitter, IndexSplitter)):
+        # stratified and user-written splitters need the targets; the built-ins below do not
+        targets = get_targets(source, y, kind=kind, label_delim=label_delim)
+        train_idx, valid_idx = split(source, targets)
+    else:
+        # Split first: items outside train/ and valid/ (e.g. an unlabelled test/ folder) must not become a class.
+        train_idx, valid_idx = split(source, None)  # type: ignore[arg-type]
+        keep = train_idx + valid_idx
+        if len(keep) < len(source):
+            source = ItemSource([source.paths[i] for i in keep], source.root,
+                                None if source.frame is None else source.frame.iloc[keep].reset_index(drop=True), source.skipped,
+                                source.name)
+            train_idx, valid_idx = list(range(len(train_idx))), list(range(len(train_idx), len(keep)))
+        targets = get_targets(source, y, kind=kind, label_delim=label_delim)
+    return ImageItems(source, targets, train_idx, valid_idx, where)
+
+
+def image_pipeline(size: int, presize: int | None = None, resize_mode: ResizeMode = "crop", channels: int = 3,
+                   normalize: Normalize | None = None, arch: str = "tf_efficientnet_lite0") -> ImagePipeline:
+    """The deterministic pipeline (and so the decoded-image cache entry) of these settings: pre-size to `presize`
+    (default size/0.875), the arch's pretrained normalization."""
+    return ImagePipeline(size, presize or default_presize(size), resize_mode, channels,
+                         normalize or Normalize.for_arch(arch, channels))
 
 
 def _resolve_splitter(splitter: Splitter | str, source: ItemSource, valid_pct: float, seed: int) -> Splitter:

@@ -120,6 +120,11 @@ class VisionTask(Task):
         classes = ", ".join(dls.vocab.classes) if dls.vocab else dls.kind
         return f"{dls.train.n} train / {dls.valid.n} valid images; classes: {classes}\nsaved {path}"
 
+    def data_checks(self, recipe: VisionRecipe) -> Any:  # type: ignore[override]
+        from quicklearn.tasks.vision.checks import vision_checks
+
+        return vision_checks(recipe)
+
     def commands(self) -> list[Any]:
         from quicklearn.tasks.vision.cli import weights_app
 

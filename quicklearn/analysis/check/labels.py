@@ -1,0 +1,81 @@
+"""Likely label errors: out-of-fold class probabilities (a cross-validated probe: every item is scored by a model
+that never saw it), ranked with confident learning (cleanlab's `find_label_issues`, the standard implementation).
+
+    probs = probe_probs(embeddings, labels)                      # logistic regression on frozen embeddings
+    findings = label_findings(probs, labels, classes, names)    # the items cleanlab flags, most suspect first
+
+Needs the `[check]` extra (scikit-learn and cleanlab), imported only here and only when the check runs.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from quicklearn.analysis.check.findings import Finding
+
+__all__ = ["probe_probs", "label_findings", "usable_classes"]
+
+
+def usable_classes(labels: np.ndarray, folds: int) -> tuple[np.ndarray, int]:
+    """(a mask of the items whose class has at least 2 members, the folds that the smallest such class allows)."""
+    counts = np.bincount(labels)
+    keep = counts[labels] >= 2
+    smallest = counts[counts >= 2].min() if (counts >= 2).any() else 0
+    return keep, int(max(2, min(folds, smallest)))
+
+
+def probe_probs(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, seed: int = 0,
+                max_dims: int = 128) -> np.ndarray:
+    """Out-of-fold probabilities (N, K) of a logistic regression on `features` (standardized, reduced to `max_dims`
+    principal components first: the same ranking at a fraction of the cost on 1,280-dimensional embeddings). Items of
+    a class with a single member keep probability 1 for their label (nothing to learn it from)."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    labels = np.asarray(labels, dtype=np.int64)
+    k = int(labels.max()) + 1
+    probs = np.eye(k, dtype=np.float64)[labels]
+    keep, n_folds = usable_classes(labels, folds)
+    if len(np.unique(labels[keep])) < 2:
+        return probs
+    x = np.asarray(features, dtype=np.float32)[keep]
+    y = labels[keep]
+    dims = min(max_dims, x.shape[1], len(x) - len(x) // n_folds - 1)
+    model = make_pipeline(StandardScaler(), PCA(dims, random_state=seed), LogisticRegression(max_iter=500, C=0.1))
+    cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    out = cross_val_predict(model, x, y, cv=cv, method="predict_proba")
+    present = np.unique(y)
+    full = np.zeros((len(y), k))
+    full[:, present] = out
+    probs[keep] = full
+    return probs
+
+
+def label_findings(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], names: Sequence[str],
+                   splits: Sequence[str] | None = None) -> list[Finding]:
+    """The items confident learning flags (cleanlab.filter.find_label_issues, ranked by self-confidence): score =
+    1 - the given label's out-of-fold probability; the suggestion is the most probable class."""
+    from cleanlab.filter import find_label_issues
+
+    labels = np.asarray(labels, dtype=np.int64)
+    present = np.unique(labels)
+    if len(present) < 2:
+        return []
+    # cleanlab wants every class of pred_probs to have examples: drop the columns of absent classes
+    col = {c: i for i, c in enumerate(present)}
+    sub = probs[:, present]
+    sub = sub / np.maximum(sub.sum(1, keepdims=True), 1e-12)
+    ranked = find_label_issues(np.array([col[c] for c in labels]), sub, return_indices_ranked_by="self_confidence")
+    out = []
+    for i in ranked:
+        given, best = int(labels[i]), int(present[np.argmax(sub[i])])
+        out.append(Finding("label_error", [names[i]], float(1 - probs[i, given]),
+                           f"check the label: {classes[best]!r} is more likely than {classes[given]!r}",
+                           f"p({classes[given]})={probs[i, given]:.2f}, p({classes[best]})={probs[i, best]:.2f}",
+                           [splits[i]] if splits else None, classes[given], classes[best]))
+    return out

@@ -1,0 +1,254 @@
+"""What `quicklearn check` looks for in labelled texts, and the cheap part `quicklearn train` runs first.
+
+- empty texts, and texts longer than the model reads (truncated at max_len tokens);
+- exact duplicates (after folding case and whitespace; the cheap pass) and near duplicates (cosine of the frozen
+  encoder's mean-pooled embeddings), within a split and across train/valid (leakage);
+- class counts; likely label errors (a cross-validated linear probe on the frozen embeddings, ranked by cleanlab).
+
+Rows are named `row N`: the 0-based row of the CSV's data (the header is not a row), as `frame.iloc[N]` reads it.
+The embeddings are cached (analysis/check/store.py), keyed by the texts, the encoder and max_len.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from quicklearn.analysis.check.classes import class_findings, count_classes
+from quicklearn.analysis.check.duplicates import cosine_pairs, exact_groups, join_pairs
+from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind
+from quicklearn.analysis.check.leakage import group_findings
+from quicklearn.core.errors import ConfigError
+from quicklearn.core.progress import progress
+
+__all__ = ["TEXT_KINDS", "text_checks", "embed_texts", "tfidf_probs", "TEXT_SIMILARITY"]
+
+# Near-duplicate texts: mean-pooled MiniLM embeddings at least this similar (cosine). Set on benchmarks/check.py's
+# planted copies of imdb-sample reviews (a sentence dropped, words changed, punctuation and case changed).
+TEXT_SIMILARITY = 0.85
+
+TEXT_KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("empty", "empty texts"),
+    Kind("long", "texts longer than max_len tokens (truncated)"),
+)}
+
+
+def _k(name: str) -> Kind:
+    return TEXT_KINDS.get(name) or SHARED_KINDS[name]
+
+
+def embed_texts(texts: list[str], arch: str, max_len: int, *, bs: int = 32,
+                progress_bar: bool | None = None) -> np.ndarray:
+    """The frozen encoder's mean-pooled, L2-normalized last hidden states (N, D), batches sorted by length."""
+    import torch
+
+    from quicklearn.tasks.text.data import tokenize
+    from quicklearn.tasks.text.model import load_encoder
+
+    encoder, tokenizer, _ = load_encoder(arch)
+    encoder.eval()
+    ids = tokenize(tokenizer, texts, max_len)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = np.argsort([len(t) for t in ids])
+    out = np.zeros((len(texts), encoder.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode(), progress(progress_bar) as bar:
+        task = bar.add_task("embedding texts", total=len(texts), info="") if bar else None
+        for s in range(0, len(order), bs):
+            idx = order[s:s + bs]
+            width = max(len(ids[i]) for i in idx)
+            x = torch.full((len(idx), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(idx), width), dtype=torch.long)
+            for r, i in enumerate(idx):
+                x[r, : len(ids[i])] = ids[i]
+                mask[r, : len(ids[i])] = 1
+            hidden = encoder(input_ids=x, attention_mask=mask).last_hidden_state
+            pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+            out[idx] = torch.nn.functional.normalize(pooled, dim=1).numpy()
+            if bar:
+                bar.advance(task, len(idx))
+    return out
+
+
+def tfidf_probs(texts: list[str], labels: np.ndarray, *, folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Out-of-fold class probabilities (N, K) of a logistic regression on TF-IDF words and word pairs."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    from quicklearn.analysis.check.labels import usable_classes
+
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.eye(int(labels.max()) + 1)[labels]
+    keep, n_folds = usable_classes(labels, folds)
+    if len(np.unique(labels[keep])) < 2:
+        return probs
+    model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                          LogisticRegression(C=4.0, max_iter=1000))
+    cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    x = [t for t, k in zip(texts, keep) if k]
+    out = cross_val_predict(model, x, labels[keep], cv=cv, method="predict_proba")
+    full = np.zeros((int(keep.sum()), probs.shape[1]))
+    full[:, np.unique(labels[keep])] = out
+    probs[keep] = full
+    return probs
+
+
+def _fold(text: str) -> str:
+    """A text as exact-duplicate keys compare it: case folded, runs of white space as one space."""
+    return re.sub(r"\s+", " ", text).strip().casefold()
+
+
+class _TextData:
+    """One recipe's texts, labels and split, and their embeddings, each computed once when first asked for."""
+
+    def __init__(self, recipe: Any):
+        from quicklearn.data.frames import check_column, read_frame
+        from quicklearn.tasks.text.data import find_text_column
+
+        d = recipe.data
+        if not d.y:
+            raise ConfigError("checking texts needs their label column: give --target COLUMN.")
+        self.recipe, self.y = recipe, str(d.y)
+        frame, self.where = read_frame(d.path)
+        check_column(frame, self.y, "target", self.where)
+        self.frame = frame[frame[self.y].notna()]
+        if d.text_col is None:
+            cols = [find_text_column(self.frame, [self.y, "is_valid"], self.where)]
+        else:
+            cols = [d.text_col] if isinstance(d.text_col, str) else list(d.text_col)
+            for c in cols:
+                check_column(self.frame, c, "text", self.where)
+        self.cols = cols
+        parts = self.frame[cols].astype("string").fillna("")
+        self.texts = [" ".join(v for v in row if v) for row in parts.itertuples(index=False, name=None)]
+        self.names = [f"row {i}" for i in self.frame.index]
+        self.ctx = CheckContext()
+
+    @cached_property
+    def split(self) -> tuple[list[str], Any]:
+        from quicklearn.data.labels import get_targets
+        from quicklearn.data.sources import table_source
+        from quicklearn.data.split import resolve_tabular_splitter
+
+        d = self.recipe.data
+        frame = self.frame.reset_index(drop=True)
+        source = table_source(frame, self.where)
+        targets = get_targets(source, self.y, kind=d.kind, label_delim=d.label_delim)
+        splitter = resolve_tabular_splitter(d.splitter, frame, targets.kind, d.valid_pct, self.recipe.training.seed,
+                                            self.where)
+        train, valid = splitter(source, targets)
+        splits = [""] * len(frame)
+        for i in train:
+            splits[i] = "train"
+        for i in valid:
+            splits[i] = "valid"
+        return splits, targets
+
+    @cached_property
+    def embeddings(self) -> np.ndarray:
+        from quicklearn.analysis.check.store import cached_embeddings
+
+        m = self.recipe.model
+        digest = hashlib.sha256("\0".join(self.texts).encode()).hexdigest()
+        emb, hit = cached_embeddings({"texts": digest, "arch": m.arch, "max_len": m.max_len, "what": "text mean"},
+                                     lambda: embed_texts(self.texts, m.arch, m.max_len, progress_bar=self.ctx.progress))
+        self.ctx.facts.append(f"embeddings: {m.arch}, mean-pooled, {m.max_len} tokens, "
+                              f"{'read from the cache' if hit else 'computed and cached'}")
+        return emb
+
+    def preview(self, name: str) -> str | None:
+        i = self._row.get(name)
+        return None if i is None else self.texts[i]
+
+    @cached_property
+    def _row(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.names)}
+
+    # ---- the checkers ----------------------------------------------------------------------------------------
+    def lengths(self, ctx: CheckContext) -> list[Finding]:
+        """Empty texts (each named), and one finding of the texts longer than max_len tokens (truncated)."""
+        from quicklearn.tasks.text.model import load_encoder
+
+        self.ctx = ctx
+        splits = self.split[0]
+        out = [Finding("empty", [self.names[i]], 0.0, "fill in the text or drop the row",
+                       f"no text in {', '.join(self.cols)}", [splits[i]])
+               for i, t in enumerate(self.texts) if not t.strip()]
+        m = self.recipe.model
+        _, tokenizer, _ = load_encoder(m.arch)
+        enc = tokenizer(self.texts, truncation=False, verbose=False)  # no "longer than the maximum" warning
+        n_tokens = [len(ids) for ids in enc["input_ids"]]
+        long = sorted((i for i, n in enumerate(n_tokens) if n > m.max_len), key=lambda i: -n_tokens[i])
+        ctx.facts.append(f"tokens per text: median {int(np.median(n_tokens))}, max {max(n_tokens, default=0)} "
+                         f"(max_len {m.max_len})")
+        if long:
+            out.append(Finding("long", [self.names[i] for i in long], len(long) / len(self.texts),
+                               f"the model reads the first {m.max_len} tokens: raise --max-len, or put what "
+                               "matters first",
+                               f"{len(long)} texts ({len(long) / len(self.texts):.0%}) over {m.max_len} tokens, up to "
+                               f"{n_tokens[long[0]]}"))
+        return out
+
+    def exact(self, ctx: CheckContext) -> list[Finding]:
+        """The same text (case and white space folded) more than once: within a split and across it (leakage)."""
+        keys = [_fold(t) or None for t in self.texts]  # empty texts are reported as empty, not as duplicates
+        return group_findings(exact_groups(keys), self.names, self.split[0], within="duplicate", across="leakage",
+                              what="identical texts", score=lambda g: 1.0)
+
+    def near(self, ctx: CheckContext) -> list[Finding]:
+        """Texts whose embeddings are nearly the same (exact copies and empty texts left out), as groups."""
+        self.ctx = ctx
+        emb = self.embeddings
+        keys = [_fold(t) for t in self.texts]
+        pairs = [(i, j, s) for i, j, s in cosine_pairs(emb, TEXT_SIMILARITY)
+                 if keys[i] != keys[j] and keys[i] and keys[j]]
+        sim = {(i, j): s for i, j, s in pairs}
+
+        def score(g: Any) -> float:
+            return max(s for (i, j), s in sim.items() if i in g and j in g)
+
+        return group_findings(join_pairs(len(self.texts), pairs), self.names, self.split[0], within="near_duplicate",
+                              across="near_leakage", what="near-identical texts", score=score,
+                              detail=lambda g: f"cosine {score(g):.3f}: {self.texts[g[0]][:60]!r}")
+
+    def classes(self, ctx: CheckContext) -> list[Finding]:
+        splits, targets = self.split
+        if targets.kind != "single":
+            return []
+        labels = [targets.vocab.classes[int(v)] for v in targets.values]
+        counts = count_classes(labels, splits, targets.vocab.classes)
+        ctx.facts.append("texts per class (train/valid): " + ", ".join(f"{c} {a}/{b}" for c, (a, b) in counts.items()))
+        return class_findings(counts, "texts")
+
+    def labels(self, ctx: CheckContext) -> list[Finding]:
+        """Likely label errors: 5-fold out-of-fold probabilities, the mean of a logistic regression on the frozen
+        embeddings and one on TF-IDF words and word pairs (each sees what the other misses: on imdb-sample the mean
+        ranks more of the planted flips first than either alone), ranked by cleanlab."""
+        from quicklearn.analysis.check.labels import label_findings, probe_probs
+
+        self.ctx = ctx
+        splits, targets = self.split
+        if targets.kind != "single":
+            return []
+        labels = targets.values.numpy()
+        seed = self.recipe.training.seed
+        probs = (probe_probs(self.embeddings, labels, seed=seed) + tfidf_probs(self.texts, labels, seed=seed)) / 2
+        return label_findings(probs, labels, targets.vocab.classes, self.names, splits)
+
+
+def text_checks(recipe: Any) -> DataChecks:
+    """The text checkers over the recipe's CSV (its text column(s), labels and split as training reads them)."""
+    d = _TextData(recipe)
+    checkers = [
+        Checker("lengths", (_k("empty"), _k("long")), d.lengths),
+        Checker("exact duplicates", (_k("leakage"), _k("duplicate")), d.exact, cheap=True),
+        Checker("near duplicates", (_k("near_leakage"), _k("near_duplicate")), d.near),
+        Checker("classes", (_k("few_items"), _k("imbalance"), _k("split_classes")), d.classes),
+        Checker("label errors", (_k("label_error"),), d.labels, needs=("sklearn", "cleanlab")),
+    ]
+    return DataChecks("text", str(recipe.data.path), "texts", len(d.texts), checkers, None, d.preview)
