@@ -146,12 +146,12 @@ _RUN_PARAMS = [
         bool, typer.Option(help="Replace an existing --out folder.", rich_help_panel=RUN)]),
     inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
         bool, typer.Option(help="Continue an interrupted run in --out from its last checkpoint.", rich_help_panel=RUN)]),
-    inspect.Parameter("no_check", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
-        bool, typer.Option("--no-check", help="Skip the quick data check (duplicates, leakage across the split, hidden "
-                                              "folders) before training.", rich_help_panel=RUN)]),
     inspect.Parameter("print_config", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
         bool, typer.Option("--print-config", help="Print the full recipe these options resolve to, and exit.",
                           rich_help_panel=RUN)]),
+    inspect.Parameter("no_check", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Annotated[
+        bool, typer.Option("--no-check", help="Skip the quick data check (duplicates, leakage across the split, hidden "
+                                              "folders) before training.", rich_help_panel=RUN)]),
     inspect.Parameter("gpus", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
         Optional[str], typer.Option(help="Processes on this machine, one per GPU: N or 'all' (starts torchrun; with "
                                          "--device cpu, N CPU processes).", rich_help_panel=RUN)]),
@@ -321,6 +321,27 @@ def export(
 ) -> None:
     """Export a trained image (or table) model for serving: `--onnx` writes one ONNX file, checked against PyTorch."""
     commands.export(model_dir, onnx, out_file, opset, out)
+
+
+@app.command()
+@_user_errors
+def serve(
+    model_dir: Annotated[Path, typer.Argument(help="A model folder written by `quicklearn train`.")],
+    host: Annotated[str, typer.Option(help="The address to listen on; another than 127.0.0.1 is reachable from other machines (set an API key).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Processes, each with its own copy of the model and its own batches.")] = 1,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Most items in one forward pass (1: no batching).")] = 32,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill, in ms.")] = 10.0,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Requests waiting for a batch before new ones get 503 + Retry-After.")] = 256,
+    backend: Annotated[str, typer.Option(help="torch | onnx (onnxruntime, the [onnx] extra; image, table and collab models).")] = "torch",
+    api_key: Annotated[Optional[str], typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (better: the QUICKLEARN_API_KEY environment variable; a command line shows in ps).")] = None,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="The largest request body, in MB.")] = 20.0,
+    threads: Annotated[Optional[int], typer.Option(help="Intra-op threads of torch / onnxruntime (default: theirs).")] = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Serve a model folder over HTTP: /predict (batched), /info, a web page at /, OpenAPI docs at /docs ([serve] extra)."""
+    commands.serve(model_dir, out, host=host, port=port, workers=workers, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                   max_queue=max_queue, backend=backend, api_key=api_key, max_body_mb=max_body_mb, threads=threads)
 
 
 def _add_task_commands() -> None:

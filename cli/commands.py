@@ -426,3 +426,12 @@ def export(model_dir: Path, onnx: bool, out_file: Path | None, opset: int | None
                       highlight=False)
     else:
         console.print('parity: not checked (onnxruntime is not installed: pip install "quicklearn[onnx]")', highlight=False)
+
+
+def serve(model_dir: Path, console: Console, **options: Any) -> None:
+    """`quicklearn serve`: the settings from the options, the start-up checks, then the server until SIGTERM."""
+    from quicklearn.serving.http.server import serve as run_server
+    from quicklearn.serving.http.settings import ServeSettings
+
+    settings = ServeSettings(model_dir, **options)
+    run_server(settings, announce=lambda line: console.print(line, highlight=False, soft_wrap=True))

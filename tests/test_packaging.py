@@ -32,3 +32,5 @@ def test_the_wheel_holds_every_module_under_quicklearn(tmp_path):
     cli = {f"quicklearn_cli/{p.name}" for p in (ROOT / "cli").glob("*.py")}
     assert cli <= names, f"missing from the wheel: {sorted(cli - names)}"
     assert {"quicklearn_recipes/vision.yaml", "quicklearn_recipes/tabular.yaml"} <= names
+    page = {f"quicklearn/serving/http/page/{n}" for n in ("index.html", "page.css", "page.js")}  # `quicklearn serve`'s page
+    assert page <= names, f"missing from the wheel: {sorted(page - names)}"

@@ -3,7 +3,7 @@
 A task says how to recognise its data (`detect`), which recipe it reads (`recipe`, built from the shared
 sections in config/sections.py), how it builds its Learner (`build`), what its model folder holds and how to
 load it back (`load`; the data's own part of config.json comes from its DataLoaders), how to interpret,
-evaluate and export it, and which `quicklearn train` options and which commands are its own. The registry
+evaluate, export and serve it (`serve`: what `quicklearn serve` reads and answers), and which `quicklearn train` options and which commands are its own. The registry
 (tasks/registry.py) finds tasks by name or by data; nothing outside tasks/ names one.
 
 A method a task leaves out answers with one line saying that this task has no such thing.
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from quicklearn.train.callbacks.base import Callback
     from quicklearn.train.learner import Learner
 
-__all__ = ["Task", "Option", "OnnxSpec", "Predicted"]
+__all__ = ["Task", "Option", "OnnxSpec", "Predicted", "ServeSpec", "ServeField", "ServeRoute", "Upload"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,74 @@ class Predicted:
     frame: "pd.DataFrame"
     shown: list[str] = field(default_factory=list)
     index_label: str | None = None  # show the frame's row numbers under this heading
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One file a client uploaded to the HTTP server: its file name (a label for the answer, never opened as a
+    path), the content type it was sent as (already checked against its bytes) and the bytes."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ServeField:
+    """One JSON field of a request: a table's column, a text, a user ID, a route's parameter. The server builds
+    the request's validation model (and /docs) from these, the page its form. type: text (a long string), string,
+    number (an integer or a float; null is a missing value), integer, boolean, category (any scalar: a string,
+    number or boolean; null is a missing value) or id (a string or an integer). required: without a default; `default` otherwise. choices: the values the page
+    offers (a category's training levels); example: what the page's form starts with."""
+
+    name: str
+    type: str = "string"
+    required: bool = True
+    default: Any = None
+    example: Any = None
+    choices: list[Any] | None = None
+    help: str = ""
+
+
+@dataclass
+class ServeRoute:
+    """A route of a task's own on the HTTP server (collab's POST /recommend): a JSON body with `fields`, answered
+    by handle(body: dict) -> JSON-able (a list of records shows on the page as a table; a DataError is the
+    request's 400). The server adds it behind the same key, limits and one-line errors as /predict."""
+
+    path: str
+    summary: str
+    fields: list[ServeField]
+    handle: Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class ServeSpec:
+    """How `quicklearn serve` serves a task's model: what the server (quicklearn/serving/http/) asks, so that it
+    holds no per-task code.
+
+    files: /predict reads multipart `files` (of `media_types`, checked against their bytes); else JSON
+      {"rows": [...]}, each row an object of `fields` (unknown or missing fields are refused naming them).
+    prepare(uploads or rows) -> (items, records): run per request, before batching: the checked model inputs,
+      one per item, and what each item's answer starts with (the file's name, the row itself). A DataError is the
+      request's 400 and never reaches the batch.
+    run(items) -> outputs, one per item along the first axis: the items of many requests in one forward pass
+      (None: `predictor.raw(items)`).
+    answer(records, outputs) -> the JSON records of those items, in the shape of `quicklearn predict --format
+      json` (None: the records with the prediction columns appended, `Predictor.append_predictions`).
+    onnx_input(items) -> the ONNX graph's input for a batch (numpy), whose first output is what `run` gives;
+      None: this task is not served through onnxruntime.
+    routes: the task's own routes. card: rows of the page's model card ("input size": "64 x 64 px", ...)."""
+
+    prepare: Callable[[list[Any]], tuple[list[Any], list[dict[str, Any]]]]
+    files: bool = False
+    media_types: tuple[str, ...] = ()
+    fields: list[ServeField] = field(default_factory=list)
+    run: Callable[[list[Any]], Any] | None = None
+    answer: Callable[[list[dict[str, Any]], Any], list[dict[str, Any]]] | None = None
+    onnx_input: Callable[[list[Any]], Any] | None = None
+    routes: list[ServeRoute] = field(default_factory=list)
+    card: dict[str, Any] = field(default_factory=dict)
 
 
 class Task:
@@ -169,6 +237,10 @@ class Task:
     def show_batch(self, recipe: "Recipe", out: Path, n: int) -> str:
         """Show a few training examples as the model sees them: write `out` (or print them) and say what was done."""
         raise self._refuse("show-batch")
+
+    def serve(self, predictor: Any) -> ServeSpec:
+        """How `quicklearn serve` reads requests for this model, batches them and answers (see ServeSpec)."""
+        raise self._refuse("serving over HTTP (quicklearn serve)")
 
     def data_checks(self, recipe: "Recipe") -> "DataChecks | None":
         """What `quicklearn check` looks for in the recipe's data (duplicates, leakage across the split, label errors,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from quicklearn.core.errors import ConfigError
-from quicklearn.tasks.base import OnnxSpec, Option, Predicted, Task
+from quicklearn.tasks.base import OnnxSpec, Option, Predicted, ServeSpec, Task
 from quicklearn.tasks.collab.recipe import CollabRecipe, learner_kwargs
 
 if TYPE_CHECKING:
@@ -118,6 +118,11 @@ class CollabTask(Task):
         from quicklearn.tasks.collab.interpret import interpret_model
 
         return interpret_model(predictor, data, y)
+
+    def serve(self, predictor: Any) -> ServeSpec:
+        from quicklearn.tasks.collab.serve import serve_spec
+
+        return serve_spec(predictor)
 
     def onnx(self, predictor: Any) -> OnnxSpec:
         from quicklearn.tasks.collab.onnx import onnx_spec

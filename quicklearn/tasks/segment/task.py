@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from quicklearn.tasks.base import OnnxSpec, Option, Predicted, Task
+from quicklearn.tasks.base import OnnxSpec, Option, Predicted, ServeSpec, Task
 from quicklearn.tasks.segment.recipe import SegmentRecipe, learner_kwargs, void_value
 
 if TYPE_CHECKING:
@@ -111,6 +111,11 @@ class SegmentTask(Task):
         from quicklearn.tasks.segment.interpret import interpret_model
 
         return interpret_model(predictor, data, y)
+
+    def serve(self, predictor: Any) -> ServeSpec:
+        from quicklearn.tasks.segment.serve import serve_spec
+
+        return serve_spec(predictor)
 
     def onnx(self, predictor: Any) -> OnnxSpec:
         from quicklearn.tasks.segment.onnx import onnx_spec

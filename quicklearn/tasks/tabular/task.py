@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from quicklearn.core.errors import ConfigError
-from quicklearn.tasks.base import OnnxSpec, Option, Predicted, Task
+from quicklearn.tasks.base import OnnxSpec, Option, Predicted, ServeSpec, Task
 from quicklearn.tasks.tabular.recipe import TabularRecipe, learner_kwargs
 
 if TYPE_CHECKING:
@@ -127,6 +127,11 @@ class TabularTask(Task):
         """The first training rows as the model reads them (printed: a table is read, not looked at)."""
         self.check(recipe)
         return self.build(recipe, path=None, progress=False, cbs=()).dls.show_batch_text(n)
+
+    def serve(self, predictor: Any) -> ServeSpec:
+        from quicklearn.tasks.tabular.serve import serve_spec
+
+        return serve_spec(predictor)
 
     def onnx(self, predictor: Any) -> OnnxSpec:
         from quicklearn.tasks.tabular.onnx import onnx_spec

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from quicklearn.core.errors import ConfigError
-from quicklearn.tasks.base import Option, Predicted, Task
+from quicklearn.tasks.base import Option, Predicted, ServeSpec, Task
 from quicklearn.tasks.text.recipe import TextRecipe, learner_kwargs
 
 if TYPE_CHECKING:
@@ -125,6 +125,11 @@ class TextTask(Task):
         from quicklearn.tasks.text.interpret import interpret_model
 
         return interpret_model(predictor, data, y)
+
+    def serve(self, predictor: Any) -> ServeSpec:
+        from quicklearn.tasks.text.serve import serve_spec
+
+        return serve_spec(predictor)
 
     def onnx(self, predictor: Any) -> Any:
         raise ConfigError("ONNX export covers image and table models; this is a text model (its tokenizer runs outside "

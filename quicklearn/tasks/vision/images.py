@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "image_problem", "decode_image", "upright", "to_mode", "UnreadableImage"]
+__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "image_problem", "decode_image", "decode_bytes", "upright", "to_mode",
+           "UnreadableImage"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
 
@@ -74,17 +75,23 @@ def decode_image(path: str | Path, channels: int = 3) -> torch.Tensor:
         data = path.read_bytes()
     except OSError as e:
         raise UnreadableImage(f"{path}: {e.strerror or e}") from e
+    return decode_bytes(data, channels, str(path))
+
+
+def decode_bytes(data: bytes, channels: int = 3, name: str = "image") -> torch.Tensor:
+    """An image file's bytes (an upload) -> uint8 (channels, H, W), exactly as `decode_image` decodes the file;
+    UnreadableImage (its message starting with `name`) if they are not a readable image."""
     if not data:
-        raise UnreadableImage(f"{path}: empty file")
+        raise UnreadableImage(f"{name}: empty file")
     if data[:3] == b"\xff\xd8\xff":
-        _check_jpeg_size(data, path)
+        _check_jpeg_size(data, name)
         img = _decode_jpeg(data, channels)
         if img is not None:
             return img
-    return _decode_pil(path, channels)
+    return _decode_pil(data, name, channels)
 
 
-def _check_jpeg_size(data: bytes, path: Path) -> None:
+def _check_jpeg_size(data: bytes, path: Path | str) -> None:
     """Refuse a JPEG whose header claims more pixels than Pillow's decompression-bomb limit: libjpeg would
     allocate all of them (a 700-byte file claiming 20000 x 20000 px became a 1.2 GB tensor) before noticing
     the data is missing. Pillow reads only the header here."""
@@ -110,12 +117,12 @@ def _decode_jpeg(data: bytes, channels: int) -> torch.Tensor | None:
         return None  # truncated, CMYK on old libjpeg, ...: let Pillow try and decide
 
 
-def _decode_pil(path: Path, channels: int) -> torch.Tensor:
+def _decode_pil(data: bytes, path: Path | str, channels: int) -> torch.Tensor:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "Corrupt EXIF data" etc.: a file that fails is reported once, in bulk
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(io.BytesIO(data)) as im:
                 im.load()
                 im = upright(im, channels)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:

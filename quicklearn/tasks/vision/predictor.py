@@ -94,6 +94,11 @@ class ImagePredictor(Predictor):
             t = t.expand(3, -1, -1)
         return self.pipeline.item(t.contiguous())
 
+    def item(self, item: "str | Path | Image.Image | torch.Tensor | Any") -> torch.Tensor:
+        """One image (a path, PIL image, array or tensor) -> the pre-sized uint8 (C, H, W) tensor that `raw` stacks
+        into batches (the HTTP server decodes per request and batches these)."""
+        return self._to_uint8(item)
+
     @torch.no_grad()
     def raw(self, items: Sequence[Any], bs: int = 64, tta: bool = False) -> torch.Tensor:
         """Model outputs for `items` (logits; regression values in original units). tta: averaged over the views

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from quicklearn.tasks.base import OnnxSpec, Option, Predicted, Task
+from quicklearn.tasks.base import OnnxSpec, Option, Predicted, ServeSpec, Task
 from quicklearn.tasks.vision.recipe import VisionRecipe, learner_kwargs
 
 if TYPE_CHECKING:
@@ -111,6 +111,11 @@ class VisionTask(Task):
         from quicklearn.tasks.vision.onnx import onnx_spec
 
         return onnx_spec(predictor)
+
+    def serve(self, predictor: Any) -> ServeSpec:
+        from quicklearn.tasks.vision.serve import serve_spec
+
+        return serve_spec(predictor)
 
     def show_batch(self, recipe: VisionRecipe, out: Path, n: int) -> str:  # type: ignore[override]
         from quicklearn.tasks.vision.data import image_dataloaders
