@@ -262,7 +262,8 @@ def test_info() -> None:
         assert needle in r.stdout
 
 
-def test_weights_list_and_import(tmp_path: Path) -> None:
+def test_weights_list_and_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUICKLEARN_CACHE", str(tmp_path / "cache"))  # empty, whatever earlier tests cached
     r = invoke("weights", "list")
     assert r.exit_code == 0 and "no weights cached" in r.stdout
     import timm
