@@ -182,8 +182,7 @@ class Learner:
         self.loss_func = loss_func or self._default_loss(label_smoothing, class_weights)
         # a batched ensemble (the tabular model's `members`) returns (B, members, ...) in training: every member
         # is trained on the loss; in evaluation it returns the members' average, scored by loss_func itself
-        members = int(getattr(model, "members", 1))
-        self.train_loss_func = members_loss(self.loss_func, members) if members > 1 else self.loss_func
+        self.members = int(getattr(model, "members", 1))
         # mixup/cutmix of training batches (alphas; 0 = off): the loss then gets soft targets, see train/mix.py
         self.mixer = BatchMixer(mixup, cutmix, dls.n_out if self.target_kind.classifier else None) if mixup or cutmix else None
         self.lr_scale = 1.0  # multiplies every scheduled lr (ReduceLROnPlateau lowers it); reset at each fit
@@ -238,6 +237,13 @@ class Learner:
 
     def _default_loss(self, label_smoothing: float, class_weights: Sequence[float] | None) -> Callable:
         return self.target_kind.loss(class_weights, label_smoothing, self.device)
+
+    def train_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss: `loss_func`, over every member's output for a batched ensemble (read at each step, so
+        a `loss_func` set after construction is the one used)."""
+        if self.members > 1:
+            return members_loss(self.loss_func, self.members)(out, y)
+        return self.loss_func(out, y)
 
     def greater_is_better(self, name: str) -> bool:
         return greater_is_better(name, self.target_kind)
@@ -465,7 +471,7 @@ class Learner:
         with sync:
             with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
                 out = self.train_forward(x)
-                loss = self.train_loss_func(out.float(), self._scale_y(y))
+                loss = self.train_loss(out.float(), self._scale_y(y))
             self.scaler.scale(loss / group).backward()
         if update:
             if self.grad_clip:
