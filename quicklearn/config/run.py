@@ -90,7 +90,6 @@ def run_recipe(recipe: Recipe, *, out: str | Path | None = None, overwrite: bool
     t0 = time.perf_counter()
     task = get_task(recipe.task)
     task.check(recipe)
-    checked = _quick_check(task, recipe) if check and ddp.is_main() else None
     cbs = []
     if recipe.output.tensorboard and ddp.is_main():
         from quicklearn.train.callbacks.tensorboard import TensorBoardLogger
@@ -98,6 +97,9 @@ def run_recipe(recipe: Recipe, *, out: str | Path | None = None, overwrite: bool
         cbs.append(TensorBoardLogger(out / "tensorboard"))
     learn = task.build(recipe.model_copy(update={"output": recipe.output.model_copy(update={"out": str(out)})}),
                        path=out, progress=progress, cbs=cbs)
+    # after the task has read the data (so data it cannot train on fails with the task's own error first), before
+    # the first step: the cheap checks' lines are the last thing printed before training starts
+    checked = _quick_check(task, recipe) if check and ddp.is_main() else None
     ddp.barrier()  # every rank has checked `out` before rank 0 changes it
     if ddp.is_main():
         if empty_first:
@@ -129,12 +131,19 @@ def run_recipe(recipe: Recipe, *, out: str | Path | None = None, overwrite: bool
 
 
 def _quick_check(task: Any, recipe: Recipe) -> Any:
-    """The task's cheap data checks (analysis/check), each problem printed as one line naming `quicklearn check`."""
+    """The task's cheap data checks (analysis/check), each problem printed as one line naming `quicklearn check`.
+    Advisory: it runs after the task has read the data, and whatever it cannot read is left to that reading (a check
+    must never replace the task's own error with another, or stop a run that would train)."""
     from quicklearn.analysis.check.run import quick_check
     from quicklearn.analysis.check.summary import quick_lines
     from quicklearn.core.progress import console
 
-    report = quick_check(task, recipe)
+    try:
+        report = quick_check(task, recipe)
+    except Exception as e:  # noqa: BLE001 - see the docstring
+        logging.getLogger("quicklearn").debug("the quick data check stopped (%s: %s); training reads the data itself",
+                                              type(e).__name__, e)
+        return None
     for line in quick_lines(report) if report is not None else []:
         console().print(line, highlight=False, markup=False, soft_wrap=True)
     return report
