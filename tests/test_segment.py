@@ -482,3 +482,27 @@ def test_the_recipe_sections_are_segmentation_learners_keywords() -> None:
         assert fields[name].default == p.default, name
     recipe = load_recipe("segment")
     assert recipe.task == "segment" and recipe.model.decoder == "unet" and recipe.fit.freeze_epochs == 1
+
+
+# ---- quicklearn check on photos and masks ------------------------------------------------------------------------
+def test_check_finds_each_mask_problem_and_a_photo_leak_and_nothing_on_clean_scenes(tmp_path: Path) -> None:
+    root = write_scenes(tmp_path / "scenes", n_train=6, n_valid=3)
+    clean = ql.check(root)  # the task is inferred: photos with a mask folder beside them
+    assert clean.task == "segment"
+    assert not [f for f in clean.findings if f.kind in ("mask_values", "mask_size", "all_void", "unreadable", "leakage")]
+
+    stray = np.asarray(Image.open(root / "trainannot" / "img000.png")).copy()
+    stray[:4, :4] = 7  # codes.txt names 4 values (0-3)
+    Image.fromarray(stray, "L").save(root / "trainannot" / "img000.png")
+    Image.fromarray(np.full((64, 80), 3, np.uint8), "L").save(root / "valannot" / "img001.png")  # all void
+    Image.fromarray(np.zeros((32, 40), np.uint8), "L").save(root / "trainannot" / "img002.png")  # half its photo's size
+    shutil.copyfile(root / "train" / "img003.jpg", root / "val" / "img000.jpg")  # the same photo in both splits
+    report = ql.check(root, out=tmp_path / "report", progress=False)
+    by_kind = {k: [f.items for f in report.of(k)] for k in ("mask_values", "all_void", "mask_size", "leakage")}
+    assert by_kind["mask_values"] == [["trainannot/img000.png"]] and "values 7" in report.of("mask_values")[0].detail
+    assert by_kind["all_void"] == [["valannot/img001.png"]]
+    assert by_kind["mask_size"] == [["trainannot/img002.png", "train/img002.jpg"]]
+    assert by_kind["leakage"] == [["train/img003.jpg", "val/img000.jpg"]]
+    assert report.exit_code(strict=True) == 2  # leakage and unusable masks fail --strict
+    rows = (tmp_path / "report" / "issues.csv").read_text()
+    assert all(k in rows for k in ("mask_values", "all_void", "mask_size", "leakage"))

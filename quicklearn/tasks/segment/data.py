@@ -32,7 +32,7 @@ from quicklearn.tasks.vision.backbones import DEFAULT_ARCH
 from quicklearn.tasks.vision.cache import cached_images
 from quicklearn.tasks.vision.loaders import BatchLoader
 
-__all__ = ["MaskBatchLoader", "SegmentLoaders", "segmentation_dataloaders", "check_sizes"]
+__all__ = ["MaskBatchLoader", "SegmentLoaders", "segmentation_dataloaders", "check_sizes", "split_pairs"]
 
 log = logging.getLogger("quicklearn")
 
@@ -129,7 +129,9 @@ def check_sizes(pairs: Pairs) -> None:
                             "photo. Resize the mask with nearest-neighbour (no new values), or fix the pairing (--masks).")
 
 
-def _split(pairs: Pairs, splitter: str, valid_pct: float, seed: int) -> tuple[list[int], list[int], str]:
+def split_pairs(pairs: Pairs, splitter: str, valid_pct: float, seed: int) -> tuple[list[int], list[int], str]:
+    """Train and valid indices of the pairs, and how they were split: the train/ and val/ folders, else at random
+    (what `segmentation_dataloaders` and `quicklearn check` both use)."""
     given = set(pairs.split)
     if splitter not in ("auto", "random"):
         raise DataError(f"splitter={splitter!r}: segmentation splits by train/ and val/ folders ('auto') or at random ('random').")
@@ -192,7 +194,7 @@ def segmentation_dataloaders(
     say = console().print if ddp.is_main() else (lambda *a, **k: None)
     pairs = find_pairs(data, masks)
     check_sizes(pairs)
-    train_idx, valid_idx, how_split = _split(pairs, splitter, valid_pct, seed)
+    train_idx, valid_idx, how_split = split_pairs(pairs, splitter, valid_pct, seed)
     if not train_idx or not valid_idx:
         raise DataError(f"{data}: the split leaves no {'training' if not train_idx else 'validation'} pair. Add a val/ "
                         "folder with its masks, or set valid_pct.")

@@ -112,6 +112,11 @@ class SegmentTask(Task):
 
         return interpret_model(predictor, data, y)
 
+    def data_checks(self, recipe: SegmentRecipe) -> Any:  # type: ignore[override]
+        from quicklearn.tasks.segment.checks import segment_checks
+
+        return segment_checks(recipe)
+
     def serve(self, predictor: Any) -> ServeSpec:
         from quicklearn.tasks.segment.serve import serve_spec
 
