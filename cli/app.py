@@ -333,13 +333,13 @@ def serve(
     max_batch: Annotated[int, typer.Option("--max-batch", help="Most items in one forward pass (1: no batching).")] = 32,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill, in ms.")] = 10.0,
     max_queue: Annotated[int, typer.Option("--max-queue", help="Requests waiting for a batch before new ones get 503 + Retry-After.")] = 256,
-    backend: Annotated[str, typer.Option(help="torch | onnx (onnxruntime, the [onnx] extra; image, table and collab models).")] = "torch",
+    backend: Annotated[str, typer.Option(help="torch | onnx (onnxruntime, the onnx extra; image, table and collab models).")] = "torch",
     api_key: Annotated[Optional[str], typer.Option("--api-key", help="Require 'Authorization: Bearer KEY' (better: the QUICKLEARN_API_KEY environment variable; a command line shows in ps).")] = None,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", help="The largest request body, in MB.")] = 20.0,
     threads: Annotated[Optional[int], typer.Option(help="Intra-op threads of torch / onnxruntime (default: theirs).")] = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Serve a model folder over HTTP: /predict (batched), /info, a web page at /, OpenAPI docs at /docs ([serve] extra)."""
+    """Serve a model folder over HTTP: /predict (batched), /info, a web page at /, OpenAPI docs at /docs (needs the serve extra: pip install "quicklearn\\[serve]")."""
     commands.serve(model_dir, out, host=host, port=port, workers=workers, max_batch=max_batch, max_wait_ms=max_wait_ms,
                    max_queue=max_queue, backend=backend, api_key=api_key, max_body_mb=max_body_mb, threads=threads)
 
