@@ -55,6 +55,17 @@ async def send_error(send: Callable, status: int, message: str, headers: dict[st
     await send({"type": "http.response.body", "body": body})
 
 
+async def discard_body(receive: Callable, limit: int) -> None:
+    """Read the rest of a request body without keeping it, at most `limit` bytes (then the connection closes)."""
+    seen, more = 0, True
+    while more and seen <= limit:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        seen += len(message.get("body", b""))
+        more = message.get("more_body", False)
+
+
 @dataclass
 class GuardState:
     """What the guard knows: requests in flight (SIGTERM waits for them) and whether the server is stopping."""
@@ -69,6 +80,10 @@ class Guard:
 
     def __init__(self, app: Any, api_key: str | None, max_body: int, state: GuardState):
         self.app, self.api_key, self.max_body, self.state = app, api_key, max_body, state
+        # An over-limit body is read on and thrown away (up to this much) before the 413 goes out: a server that
+        # answers and closes while the client still sends makes the kernel reset the connection, and the client
+        # then loses the answer (httpx: "peer closed connection without sending complete message body").
+        self.drain_limit = max(4 * max_body, 64 * 1024 * 1024)
 
     def _public(self, path: str) -> bool:
         return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
@@ -98,6 +113,7 @@ class Guard:
         try:
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+                await discard_body(receive, self.drain_limit)
                 await send_error(send, 413, f"the request body is {int(declared)} bytes, over the limit of "
                                             f"{self.max_body} (--max-body-mb); send fewer or smaller files.",
                                  {"Connection": "close"})
@@ -110,6 +126,9 @@ class Guard:
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
                 if len(body) > self.max_body:
+                    body = bytearray()
+                    if more:
+                        await discard_body(receive, self.drain_limit)
                     await send_error(send, 413, f"the request body is over the limit of {self.max_body} bytes "
                                                 "(--max-body-mb); send fewer or smaller files.", {"Connection": "close"})
                     return
