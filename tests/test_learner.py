@@ -181,17 +181,20 @@ def test_nan_loss_stops_with_a_clear_message(tiny_folder):
         learn.fit(1, 1e-3)
 
 
-def test_bf16_autocast_on_cpu_computes_in_bf16_keeps_fp32_weights_and_learns(tiny_folder):
-    learn = _learner(tiny_folder, precision="bf16", device="cpu", bs=4)
+def test_bf16_autocast_on_cpu_computes_in_bf16_keeps_fp32_weights_and_learns(digits_folder):
+    """On real digits, 10 steps an epoch: a smooth descent. (Solid-colour images in batches of 4 gave a chaotic
+    loss in fp32 too, where a bf16 rounding difference could end in NaN depending on what ran before.)"""
+    learn = _learner(digits_folder, precision="bf16", device="cpu", bs=32)
     assert learn.amp_dtype == torch.bfloat16
     conv_dtypes = set()
     hook = learn.model.body.conv1[0].register_forward_hook(lambda m, i, out: conv_dtypes.add(out.dtype))
-    learn.fit(4, 1e-2)
+    learn.fit(3, 3e-3)
     hook.remove()
     assert conv_dtypes == {torch.bfloat16}  # training and validation forwards ran in bf16
     assert all(p.dtype == torch.float32 for p in learn.model.parameters())  # master weights stay fp32
     losses = [h["train_loss"] for h in learn.history]
-    assert losses[-1] < 0.7 * losses[0], losses  # it learns the three colours
+    assert losses[-1] < 0.85 * losses[0], losses  # it learns the digits
+    assert learn.history[-1]["accuracy"] > 0.3, learn.history  # three times chance on the held-out digits
     # bf16 predictions are the fp32 ones within bf16's precision, on the same weights
     bf16_logits = learn.get_preds()[0]
     learn.amp_dtype = None
