@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import torch
 
@@ -16,7 +17,7 @@ from quicklearn.core.distributed import batch_slice, block_slice
 from quicklearn.core.errors import ConfigError, DataError
 from quicklearn.data.kinds import TargetKind, get_kind
 
-__all__ = ["LoaderPair", "n_batches", "shard_batches", "sharded_len", "tensor_keys", "results_csv"]
+__all__ = ["LoaderPair", "TensorLoader", "n_batches", "shard_batches", "sharded_len", "tensor_keys", "results_csv"]
 
 log = logging.getLogger("quicklearn")
 
@@ -54,6 +55,58 @@ def shard_batches(batches: list[torch.Tensor], bs: int, rank: int, world: int,
     order = torch.cat(batches) if batches else torch.empty(0, dtype=torch.int64)
     block = order[block_slice(len(order), rank, world)]
     return [(block[k:k + bs], None, len(block[k:k + bs])) for k in range(0, len(block), bs)]
+
+
+@dataclass
+class TensorLoader:
+    """Batches of (inputs, targets) by index from two whole tensors, no per-row Python and no collate: the loader of
+    the tasks whose data fits in memory as tensors (tables, ratings). Shuffled with a seed per epoch, so a resumed
+    run sees the batches an uninterrupted one would; under data parallelism each rank takes its share of every
+    global batch (`shard_batches`)."""
+
+    x: torch.Tensor
+    targets: torch.Tensor
+    bs: int = 64
+    shuffle: bool = False
+    drop_last: bool = False
+    seed: int = 42
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    epoch: int = 0
+    channels_last: bool = False  # set by the Learner like any loader's; tensors of rows have no channels
+    rank: int = 0  # data-parallel shard: set by LoaderPair.shard
+    world: int = 1
+    whole_batches: bool = True
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return sharded_len(len(self.x), self.bs, self.drop_last, self.rank, self.world, self.whole_batches)
+
+    @property
+    def n(self) -> int:
+        return len(self.x)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.x)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)) \
+            if self.shuffle else None
+        x, t = self.x.to(self.device), self.targets.to(self.device)
+        if self.world > 1:
+            order = torch.arange(n) if order is None else order
+            batches = [order[b * self.bs:(b + 1) * self.bs] for b in range(n_batches(n, self.bs, self.drop_last))]
+            for idx, _, _ in shard_batches(batches, self.bs, self.rank, self.world, self.whole_batches):
+                idx = idx.to(self.device)
+                yield x.index_select(0, idx), t.index_select(0, idx)
+            return
+        if order is not None:
+            order = order.to(self.device)
+        for b in range(len(self)):
+            if order is None:
+                yield x[b * self.bs:(b + 1) * self.bs], t[b * self.bs:(b + 1) * self.bs]
+            else:
+                idx = order[b * self.bs:(b + 1) * self.bs]
+                yield x.index_select(0, idx), t.index_select(0, idx)
 
 
 def results_csv(learn: Any, items: Sequence[str], path: str | Path | None, n: int) -> Path:

@@ -17,14 +17,14 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from quicklearn.core.errors import ConfigError, DataError
-from quicklearn.data.loaders import LoaderPair, n_batches, shard_batches, sharded_len, tensor_keys
+from quicklearn.data.loaders import LoaderPair, TensorLoader, tensor_keys
 from quicklearn.tasks.collab.columns import CollabColumns
 
 __all__ = ["id_keys", "clean_ratings", "CollabIndex", "split_ratings", "CollabLoader", "CollabDataLoaders",
@@ -245,54 +245,8 @@ def report_unknown(index: CollabIndex, codes: np.ndarray, where: str) -> dict[st
 
 
 # ---- batches ----------------------------------------------------------------------------------------------------
-@dataclass
-class CollabLoader:
-    """Batches of (codes (B, 2) int64: user, item; ratings (B,) float32), by index on whole tensors: no per-row
-    Python. Shuffled with a seed per epoch, so a resumed run sees the batches an uninterrupted one would."""
-
-    x: torch.Tensor
-    targets: torch.Tensor
-    bs: int
-    shuffle: bool = False
-    drop_last: bool = False
-    seed: int = 42
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    channels_last: bool = False
-    epoch: int = 0
-    rank: int = 0
-    world: int = 1
-    whole_batches: bool = True
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return sharded_len(len(self.x), self.bs, self.drop_last, self.rank, self.world, self.whole_batches)
-
-    @property
-    def n(self) -> int:
-        return len(self.x)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)) \
-            if self.shuffle else None
-        x, t = self.x.to(self.device), self.targets.to(self.device)
-        if self.world > 1:
-            order = torch.arange(n) if order is None else order
-            batches = [order[b * self.bs:(b + 1) * self.bs] for b in range(n_batches(n, self.bs, self.drop_last))]
-            for idx, _, _ in shard_batches(batches, self.bs, self.rank, self.world, self.whole_batches):
-                idx = idx.to(self.device)
-                yield x.index_select(0, idx), t.index_select(0, idx)
-            return
-        if order is not None:
-            order = order.to(self.device)
-        for b in range(len(self)):
-            if order is None:
-                yield x[b * self.bs:(b + 1) * self.bs], t[b * self.bs:(b + 1) * self.bs]
-            else:
-                idx = order[b * self.bs:(b + 1) * self.bs]
-                yield x.index_select(0, idx), t.index_select(0, idx)
+class CollabLoader(TensorLoader):
+    """Batches of (codes (B, 2) int64: user, item; ratings (B,) float32): the shared `TensorLoader`."""
 
 
 @dataclass

@@ -32,7 +32,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ import torch
 from quicklearn.core.errors import ConfigError, DataError
 from quicklearn.data.frames import check_column
 from quicklearn.data.labels import KindName, Vocab, infer_kind
-from quicklearn.data.loaders import LoaderPair, n_batches, results_csv, shard_batches, sharded_len, tensor_keys
+from quicklearn.data.loaders import LoaderPair, TensorLoader, results_csv, tensor_keys
 
 __all__ = ["ColumnRoles", "infer_roles", "TabularProcessor", "TabularLoader", "TabularDataLoaders", "tabular_target", "UNKNOWN", "MISSING"]
 
@@ -409,53 +409,9 @@ def tabular_target(frame: pd.DataFrame, y: str, kind: KindName | None, where: st
 
 
 # ---- batches -----------------------------------------------------------------------------------------------
-@dataclass
-class TabularLoader:
-    """Batches of rows by index from whole-table tensors: no per-row Python, no collate."""
-
-    x: torch.Tensor  # float32 (N, n_cat + n_cont)
-    targets: torch.Tensor
-    bs: int = 64
-    shuffle: bool = False
-    drop_last: bool = False
-    seed: int = 42
-    device: torch.device = torch.device("cpu")
-    epoch: int = 0
-    channels_last: bool = False  # set by the Learner like any loader's; tables have no channels
-    rank: int = 0  # data-parallel shard: set by LoaderPair.shard (see data.loaders.shard_batches)
-    world: int = 1
-    whole_batches: bool = True
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return sharded_len(len(self.x), self.bs, self.drop_last, self.rank, self.world, self.whole_batches)
-
-    @property
-    def n(self) -> int:
-        return len(self.x)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
-        if self.shuffle:
-            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
-        else:
-            order = None
-        x, t = self.x.to(self.device), self.targets.to(self.device)
-        if self.world > 1:
-            order = torch.arange(n) if order is None else order
-            batches = [order[b * self.bs:(b + 1) * self.bs] for b in range(n_batches(n, self.bs, self.drop_last))]
-            for idx, _, _ in shard_batches(batches, self.bs, self.rank, self.world, self.whole_batches):
-                idx = idx.to(self.device)
-                yield x.index_select(0, idx), t.index_select(0, idx)
-            return
-        for b in range(len(self)):
-            if order is None:
-                yield x[b * self.bs:(b + 1) * self.bs], t[b * self.bs:(b + 1) * self.bs]
-            else:
-                idx = order[b * self.bs:(b + 1) * self.bs].to(self.device)
-                yield x.index_select(0, idx), t.index_select(0, idx)
+class TabularLoader(TensorLoader):
+    """Batches of rows by index from whole-table tensors (x: float32 (N, n_cat + n_cont)): the shared
+    `TensorLoader`, under the name the table API has always had."""
 
 
 @dataclass
