@@ -25,7 +25,7 @@ from quicklearn.serving.predictor import Predictor, load_state
 from quicklearn.tasks.segment.kind import MASK, class_shares
 from quicklearn.tasks.segment.masks import ClassTable
 from quicklearn.tasks.segment.pipeline import SegmentPipeline
-from quicklearn.tasks.vision.images import UnreadableImage, decode_image, upright
+from quicklearn.tasks.vision.images import image_tensor
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -54,31 +54,7 @@ def load_segmentation_model(path: Path, config: dict, state: Mapping[str, torch.
 
 def to_uint8(item: "str | Path | Image.Image | np.ndarray | torch.Tensor") -> torch.Tensor:
     """A path, PIL image, array or tensor (CHW or HWC; uint8, or float in [0, 1]) -> uint8 RGB (3, H, W) at its own size."""
-    from PIL import Image
-
-    if isinstance(item, (str, Path)):
-        try:
-            return decode_image(item, 3)
-        except UnreadableImage as e:
-            raise DataError(f"{e}. Check that the file is a readable image.") from None
-    if isinstance(item, Image.Image):
-        arr = np.asarray(upright(item, 3), dtype=np.uint8)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
-    t = torch.tensor(item) if isinstance(item, np.ndarray) else item
-    if not isinstance(t, torch.Tensor):
-        raise DataError(f"cannot predict on a {type(item).__name__}; give a path, a PIL image, an array or a tensor.")
-    t = t.detach().cpu()
-    if t.ndim == 2:
-        t = t[None]
-    if t.ndim != 3:
-        raise DataError(f"a photo tensor must be (C, H, W) or (H, W, C); got shape {tuple(t.shape)}.")
-    if t.shape[0] not in (1, 3) and t.shape[-1] in (1, 3):
-        t = t.permute(2, 0, 1)
-    if t.dtype != torch.uint8:
-        if t.is_floating_point() and (t.min() < 0 or t.max() > 1):
-            raise DataError("a float photo tensor must hold values in [0, 1]; divide by 255, or pass uint8.")
-        t = (t.float() * 255).round().to(torch.uint8)
-    return t.expand(3, -1, -1).contiguous() if t.shape[0] == 1 else t.contiguous()
+    return image_tensor(item, 3)
 
 
 class SegmentPredictor(Predictor):

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "image_problem", "decode_image", "decode_bytes", "upright", "to_mode",
+__all__ = ["IMAGE_EXTENSIONS", "looks_like_image", "image_problem", "decode_image", "decode_bytes", "image_tensor", "upright", "to_mode",
            "UnreadableImage"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"})
@@ -156,3 +156,42 @@ def to_mode(im: Image.Image, mode: str) -> Image.Image:
         background = Image.new("RGBA", im.size, (255, 255, 255, 255))
         im = Image.alpha_composite(background, im.convert("RGBA"))
     return im.convert(mode)
+
+
+def image_tensor(item: "str | Path | Image.Image | np.ndarray | torch.Tensor", channels: int = 3) -> torch.Tensor:
+    """A path, PIL image, numpy array or tensor (CHW or HWC; uint8, or float in [0, 1]) -> uint8 (channels, H, W) at
+    its own size, as `decode_image` decodes a file: EXIF rotation, alpha on white, 16-bit scaled, grey <-> RGB. What
+    every image predictor takes (classification pre-sizes it next, segmentation keeps it to answer at its size)."""
+    from quicklearn.core.errors import DataError
+
+    if isinstance(item, (str, Path)):
+        try:
+            return decode_image(item, channels)
+        except UnreadableImage as e:
+            raise DataError(f"{e}. Check that the file is a readable image.") from None
+    if isinstance(item, Image.Image):
+        arr = np.asarray(upright(item, channels), dtype=np.uint8)
+        return torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1).contiguous()
+    t = torch.tensor(item) if isinstance(item, np.ndarray) else item  # a copy: arrays from PIL are read-only
+    if not isinstance(t, torch.Tensor):
+        raise DataError(f"cannot predict on a {type(item).__name__}; give a path, a PIL image, an array or a tensor.")
+    t = t.detach().cpu()
+    if t.ndim == 2:
+        t = t[None]
+    if t.ndim != 3:
+        raise DataError(f"an image tensor must be (C, H, W) or (H, W, C); got shape {tuple(t.shape)}.")
+    if t.shape[0] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
+        t = t.permute(2, 0, 1)  # HWC (numpy/PIL order) -> CHW
+    if t.dtype != torch.uint8:
+        if t.is_floating_point() and (t.min() < 0 or t.max() > 1):
+            raise DataError(f"a float image tensor must hold values in [0, 1]; this one spans "
+                            f"[{float(t.min()):.3g}, {float(t.max()):.3g}]. Divide by 255, or pass uint8.")
+        t = (t.float() * 255).round().to(torch.uint8)
+    if t.shape[0] == 4:  # RGBA: composite on white, as training does
+        alpha = t[3:].float() / 255
+        t = (t[:3].float() * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
+    if t.shape[0] == 3 and channels == 1:
+        t = (t.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True).round().to(torch.uint8)
+    elif t.shape[0] == 1 and channels == 3:
+        t = t.expand(3, -1, -1)
+    return t.contiguous()

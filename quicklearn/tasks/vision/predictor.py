@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -18,7 +17,7 @@ from quicklearn.core.errors import ConfigError, DataError, QuicklearnError
 from quicklearn.core.progress import progress
 from quicklearn.serving.format import CONFIG
 from quicklearn.serving.predictor import Predictor, load_state
-from quicklearn.tasks.vision.images import UnreadableImage, decode_image, upright
+from quicklearn.tasks.vision.images import image_tensor
 from quicklearn.tasks.vision.pipeline import ImagePipeline
 from quicklearn.tasks.vision.tta import tta_outputs
 
@@ -59,40 +58,7 @@ class ImagePredictor(Predictor):
 
     def _to_uint8(self, item: "str | Path | Image.Image | torch.Tensor | Any") -> torch.Tensor:
         """A path, PIL image, numpy array or tensor (CHW or HWC; uint8, or float in [0, 1]) -> pre-sized uint8 CHW."""
-        from PIL import Image
-
-        channels = self.pipeline.channels
-        if isinstance(item, (str, Path)):
-            try:
-                return self.pipeline.item(decode_image(item, channels))
-            except UnreadableImage as e:
-                raise DataError(f"{e}. Check that the file is a readable image.") from None
-        if isinstance(item, Image.Image):  # as decode_image does: EXIF rotation, alpha on white, 16-bit scaled
-            arr = np.asarray(upright(item, channels), dtype=np.uint8)
-            return self.pipeline.item(torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1))
-        t = torch.tensor(item) if isinstance(item, np.ndarray) else item  # a copy: arrays from PIL are read-only
-        if not isinstance(t, torch.Tensor):
-            raise DataError(f"cannot predict on a {type(item).__name__}; give a path, a PIL image, an array or a tensor.")
-        t = t.detach().cpu()
-        if t.ndim == 2:
-            t = t[None]
-        if t.ndim != 3:
-            raise DataError(f"an image tensor must be (C, H, W) or (H, W, C); got shape {tuple(t.shape)}.")
-        if t.shape[0] not in (1, 3, 4) and t.shape[-1] in (1, 3, 4):
-            t = t.permute(2, 0, 1)  # HWC (numpy/PIL order) -> CHW
-        if t.dtype != torch.uint8:
-            if t.is_floating_point() and (t.min() < 0 or t.max() > 1):
-                raise DataError(f"a float image tensor must hold values in [0, 1]; this one spans "
-                                f"[{float(t.min()):.3g}, {float(t.max()):.3g}]. Divide by 255, or pass uint8.")
-            t = (t.float() * 255).round().to(torch.uint8)
-        if t.shape[0] == 4:  # RGBA: composite on white, as training does
-            alpha = t[3:].float() / 255
-            t = (t[:3].float() * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
-        if t.shape[0] == 3 and channels == 1:
-            t = (t.float() * torch.tensor([0.299, 0.587, 0.114])[:, None, None]).sum(0, keepdim=True).round().to(torch.uint8)
-        elif t.shape[0] == 1 and channels == 3:
-            t = t.expand(3, -1, -1)
-        return self.pipeline.item(t.contiguous())
+        return self.pipeline.item(image_tensor(item, self.pipeline.channels))
 
     def item(self, item: "str | Path | Image.Image | torch.Tensor | Any") -> torch.Tensor:
         """One image (a path, PIL image, array or tensor) -> the pre-sized uint8 (C, H, W) tensor that `raw` stacks
