@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-__all__ = ["Kind", "Finding", "CheckContext", "Checker", "DataChecks", "Report", "SHARED_KINDS"]
+__all__ = ["Kind", "Finding", "CheckContext", "Checker", "DataChecks", "Report", "SHARED_KINDS", "item_name",
+           "labelled_rows"]
 
 
 @dataclass(frozen=True)
@@ -148,3 +149,26 @@ class Report:
     def items_of(self, kinds: Sequence[str]) -> set[str]:
         """Every item named by a finding of these kinds."""
         return {i for f in self.findings if f.kind in kinds for i in f.items}
+
+
+def item_name(path: Path | str, root: Path) -> str:
+    """A file as findings name it: its path relative to the data folder (posix), else the path as given."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def labelled_rows(data: Any, what: str) -> tuple[Any, str, str]:
+    """A labelled CSV's rows as training keeps them (those with a label; the index is the CSV's row number), the
+    label column and how messages name the file. data: a recipe's data section (path, y); what: the checked data
+    in the error that asks for the column ("a table needs its target column")."""
+    from quicklearn.core.errors import ConfigError
+    from quicklearn.data.frames import check_column, read_frame
+
+    if not data.y:
+        raise ConfigError(f"checking {what}: give --target COLUMN.")
+    y = str(data.y)
+    frame, where = read_frame(data.path)
+    check_column(frame, y, "target", where)
+    return frame[frame[y].notna()], y, where

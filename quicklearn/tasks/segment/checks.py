@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from quicklearn.analysis.check.duplicates import exact_groups
-from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind
+from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind, item_name
 from quicklearn.analysis.check.leakage import group_findings
 from quicklearn.core.errors import DataError
 from quicklearn.tasks.segment.data import split_pairs
@@ -47,8 +47,8 @@ class _SegmentData:
         train, valid, _ = split_pairs(self.pairs, kw.get("splitter", "auto"), kw.get("valid_pct", 0.2),
                                       kw.get("seed", 42))
         self.splits = ["valid" if i in set(valid) else "train" for i in range(len(self.pairs))]
-        self.photo_names = [_rel(p, self.root) for p in self.pairs.photos]
-        self.mask_names = [_rel(m, self.root) for m in self.pairs.masks]
+        self.photo_names = [item_name(p, self.root) for p in self.pairs.photos]
+        self.mask_names = [item_name(m, self.root) for m in self.pairs.masks]
         codes = kw.get("codes")
         codes_file = Path(codes).expanduser() if codes else find_codes(self.root)
         self.codes, colors = read_codes(codes_file) if codes_file is not None and codes_file.is_file() else (None, None)
@@ -148,9 +148,3 @@ def segment_checks(recipe: Any) -> DataChecks:
     ]
     return DataChecks("segment", str(recipe.data.path), "photos", len(d.pairs), checkers, d.root, d.preview)
 
-
-def _rel(p: Path | str, root: Path) -> str:
-    try:
-        return Path(p).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(p)

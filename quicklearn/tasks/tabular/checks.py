@@ -19,9 +19,16 @@ import pandas as pd
 
 from quicklearn.analysis.check.classes import class_findings, count_classes
 from quicklearn.analysis.check.duplicates import exact_groups
-from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind
+from quicklearn.analysis.check.findings import (
+    SHARED_KINDS,
+    CheckContext,
+    Checker,
+    DataChecks,
+    Finding,
+    Kind,
+    labelled_rows,
+)
 from quicklearn.analysis.check.leakage import group_findings
-from quicklearn.core.errors import ConfigError
 
 __all__ = ["TABULAR_KINDS", "tabular_checks", "LEAK_SCORE", "MISSING_SHARE"]
 
@@ -47,16 +54,11 @@ class _TableData:
     """One recipe's table, its target, split and features, each computed once when first asked for."""
 
     def __init__(self, recipe: Any):
-        from quicklearn.data.frames import check_column, read_frame
         from quicklearn.tasks.tabular.data import tabular_target
 
         d = recipe.data
-        if not d.y:
-            raise ConfigError("checking a table needs its target column: give --target COLUMN.")
-        self.recipe, self.y = recipe, str(d.y)
-        frame, self.where = read_frame(d.path)
-        check_column(frame, self.y, "target", self.where)
-        self.frame = frame[frame[self.y].notna()]  # the rows training keeps; their index is the CSV's row number
+        self.recipe = recipe
+        self.frame, self.y, self.where = labelled_rows(d, "a table needs its target column")
         self.kind = tabular_target(self.frame, self.y, d.kind, self.where)
         self.names = [f"row {i}" for i in self.frame.index]
 

@@ -20,9 +20,16 @@ import numpy as np
 
 from quicklearn.analysis.check.classes import class_findings, count_classes
 from quicklearn.analysis.check.duplicates import cosine_pairs, exact_groups, join_pairs
-from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind
+from quicklearn.analysis.check.findings import (
+    SHARED_KINDS,
+    CheckContext,
+    Checker,
+    DataChecks,
+    Finding,
+    Kind,
+    labelled_rows,
+)
 from quicklearn.analysis.check.leakage import group_findings
-from quicklearn.core.errors import ConfigError
 from quicklearn.core.progress import progress
 
 __all__ = ["TEXT_KINDS", "text_checks", "embed_texts", "tfidf_probs", "TEXT_SIMILARITY"]
@@ -107,16 +114,12 @@ class _TextData:
     """One recipe's texts, labels and split, and their embeddings, each computed once when first asked for."""
 
     def __init__(self, recipe: Any):
-        from quicklearn.data.frames import check_column, read_frame
+        from quicklearn.data.frames import check_column
         from quicklearn.tasks.text.data import find_text_column
 
         d = recipe.data
-        if not d.y:
-            raise ConfigError("checking texts needs their label column: give --target COLUMN.")
-        self.recipe, self.y = recipe, str(d.y)
-        frame, self.where = read_frame(d.path)
-        check_column(frame, self.y, "target", self.where)
-        self.frame = frame[frame[self.y].notna()]
+        self.recipe = recipe
+        self.frame, self.y, self.where = labelled_rows(d, "texts needs their label column")
         if d.text_col is None:
             cols = [find_text_column(self.frame, [self.y, "is_valid"], self.where)]
         else:

@@ -26,7 +26,7 @@ import numpy as np
 
 from quicklearn.analysis.check.classes import class_findings
 from quicklearn.analysis.check.duplicates import cosine_pairs, exact_groups, hamming_pairs, join_pairs, phash
-from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind
+from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind, item_name
 from quicklearn.analysis.check.leakage import group_findings
 from quicklearn.core.progress import progress
 from quicklearn.tasks.vision.images import IMAGE_EXTENSIONS
@@ -100,7 +100,7 @@ class _VisionData:
 
     @cached_property
     def names(self) -> list[str]:
-        return [_rel(p, self.root) for p in self.items.source.paths]
+        return [item_name(p, self.root) for p in self.items.source.paths]
 
     @cached_property
     def splits(self) -> list[str]:
@@ -211,19 +211,19 @@ class _VisionData:
             here = Path(dirpath)
             for d in sorted(dirnames):
                 if d.startswith(".") or d in SYSTEM_DIRS:
-                    rel = _rel(here / d, root)
+                    rel = item_name(here / d, root)
                     n = sum(len(f) for _, _, f in os.walk(here / d))
                     used = any(self.names[i].startswith(rel + "/") for i in self.used)
                     what = ("its images are TRAINED as a class" if used else "skipped by training (a dot folder), "
                             "but other tools read it as a class")
                     out.append(Finding("hidden", [rel + "/"], float(n), f"delete {rel}/", f"{n} files; {what}"))
             dirnames[:] = [d for d in dirnames if not (d.startswith(".") or d in SYSTEM_DIRS)]
-            system_files += [_rel(here / f, root) for f in sorted(filenames)
+            system_files += [item_name(here / f, root) for f in sorted(filenames)
                              if f in SYSTEM_FILES or f.startswith("._")]
             rel_depth = len(here.relative_to(root).parts)
             if here != root and rel_depth in depths and here not in image_dirs and not _has_images(here):
-                out.append(Finding("empty_class", [_rel(here, root) + "/"], 0.0,
-                                   f"add images to {_rel(here, root)}/ or delete it", "no image files in it"))
+                out.append(Finding("empty_class", [item_name(here, root) + "/"], 0.0,
+                                   f"add images to {item_name(here, root)}/ or delete it", "no image files in it"))
         if system_files:
             kinds = ", ".join(sorted({Path(f).name for f in system_files})[:3])
             out.append(Finding("hidden", system_files, float(len(system_files)), "delete them",
@@ -236,7 +236,7 @@ class _VisionData:
         self.ctx = ctx
         root, out = self.root, []
         for p in self.items.source.skipped:
-            out.append(Finding("unreadable", [_rel(p, root)], None, "delete or replace it",
+            out.append(Finding("unreadable", [item_name(p, root)], None, "delete or replace it",
                                "has an image extension but is not a readable image"))
         self.digests  # noqa: B018 (reads the files: truncation and sizes)
         for i, why in sorted(self.truncated.items()):
@@ -254,7 +254,7 @@ class _VisionData:
                 for f in sorted(filenames):
                     if f.startswith(".") or f in SYSTEM_FILES or Path(f).suffix.lower() in IMAGE_EXTENSIONS:
                         continue
-                    out.append(Finding("odd_file", [_rel(Path(dirpath) / f, root)], None, "move it out of the class "
+                    out.append(Finding("odd_file", [item_name(Path(dirpath) / f, root)], None, "move it out of the class "
                                        "folders", f"a {Path(f).suffix or 'no'}-extension file"))
         size = self.recipe.transforms.size
         small = sorted(((min(wh), i) for i, wh in self.dims.items() if wh and min(wh) < SMALL_SHARE * size))
@@ -350,12 +350,6 @@ def vision_checks(recipe: Any) -> DataChecks:
     ]
     return DataChecks("vision", str(recipe.data.path), "images", n, checkers, d.root, d.preview)
 
-
-def _rel(p: Path | str, root: Path) -> str:
-    try:
-        return Path(p).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(p)
 
 
 def _has_images(folder: Path) -> bool:
