@@ -212,3 +212,21 @@ def test_train_runs_the_quick_check_and_no_check_skips_it(tables, photos, tmp_pa
     quick = quick_check(get_task("vision"), images)
     assert {k.name for k in quick.kinds} == {"hidden", "empty_class", "leakage", "duplicate"}
     assert quick.count("leakage") == 1 and quick.count("hidden") == 2 and not quick.facts[1:]
+
+
+def test_text_embeddings_read_the_whole_text_in_windows(tiny_bert):
+    """Two texts that differ only after the first max_len tokens look the same truncated, and differ in windows;
+    a windowed embedding is the normalized mean of its windows' embeddings."""
+    from quicklearn.tasks.text.checks import embed_texts, windows
+
+    head = " ".join(f"word{i}" for i in range(40))
+    texts = [head + " the film was wonderful and moving", head + " the plot was dull and far too long", ""]
+    pieces, owner = windows(texts, 16)
+    assert owner.tolist() == [0, 0, 0, 1, 1, 1, 2] and pieces[2].endswith("word39 the film was wonderful and moving") and pieces[-1] == ""
+    cut = embed_texts(texts[:2], str(tiny_bert), 12, progress_bar=False)
+    np.testing.assert_allclose(cut[0], cut[1], atol=1e-6)  # the first 12 tokens are the same
+    whole = embed_texts(texts, str(tiny_bert), 64, window_words=16, progress_bar=False)  # windows fit 64 tokens
+    assert np.abs(whole[0] - whole[1]).max() > 1e-3  # the tails differ, and now they count
+    parts = embed_texts(pieces[:3], str(tiny_bert), 64, progress_bar=False).sum(0)
+    np.testing.assert_allclose(whole[0], parts / np.linalg.norm(parts), atol=1e-5)
+    assert np.isfinite(whole).all() and abs(float(np.linalg.norm(whole[2])) - 1) < 1e-5

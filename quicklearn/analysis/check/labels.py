@@ -27,10 +27,11 @@ def usable_classes(labels: np.ndarray, folds: int) -> tuple[np.ndarray, int]:
 
 
 def probe_probs(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, seed: int = 0,
-                max_dims: int = 128) -> np.ndarray:
-    """Out-of-fold probabilities (N, K) of a logistic regression on `features` (standardized, reduced to `max_dims`
-    principal components first: the same ranking at a fraction of the cost on 1,280-dimensional embeddings). Items of
-    a class with a single member keep probability 1 for their label (nothing to learn it from)."""
+                max_dims: int | None = 128, C: float = 0.1) -> np.ndarray:
+    """Out-of-fold probabilities (N, K) of a logistic regression (inverse regularization `C`) on `features`
+    (standardized, reduced to `max_dims` principal components first, None: all: the same ranking at a fraction of
+    the cost on 1,280-dimensional embeddings). Items of a class with a single member keep probability 1 for their
+    label (nothing to learn it from)."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -45,8 +46,10 @@ def probe_probs(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, see
         return probs
     x = np.asarray(features, dtype=np.float32)[keep]
     y = labels[keep]
-    dims = min(max_dims, x.shape[1], len(x) - len(x) // n_folds - 1)
-    model = make_pipeline(StandardScaler(), PCA(dims, random_state=seed), LogisticRegression(max_iter=500, C=0.1))
+    steps: list = [StandardScaler()]
+    if max_dims is not None:
+        steps.append(PCA(min(max_dims, x.shape[1], len(x) - len(x) // n_folds - 1), random_state=seed))
+    model = make_pipeline(*steps, LogisticRegression(max_iter=3000, C=C))
     cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
     out = cross_val_predict(model, x, y, cv=cv, method="predict_proba")
     present = np.unique(y)

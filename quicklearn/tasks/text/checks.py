@@ -38,6 +38,15 @@ __all__ = ["TEXT_KINDS", "text_checks", "embed_texts", "tfidf_probs", "TEXT_SIMI
 # planted copies of imdb-sample reviews (a sentence dropped, words changed, punctuation and case changed).
 TEXT_SIMILARITY = 0.85
 
+# The label probe reads the whole text: each text is embedded as windows of this many words (about 85 tokens,
+# within the 128 MiniLM was trained on), and its embedding is their normalized mean. On imdb-sample (reviews of
+# median 230 words, a fifth of them over 256 tokens) the probe's out-of-fold accuracy went 0.72 -> 0.78 against
+# the first 256 tokens alone.
+WINDOW_WORDS = 64
+# The probe's regularization on the standardized 384-dimensional embeddings, all of them (no PCA): chosen on
+# imdb-sample over seeds 0-2, where C from 0.003 to 0.01 all put >= 70% of planted flips in the top 2x.
+TEXT_PROBE_C = 0.005
+
 TEXT_KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("empty", "empty texts"),
     Kind("long", "texts longer than max_len tokens (truncated)"),
@@ -48,9 +57,29 @@ def _k(name: str) -> Kind:
     return TEXT_KINDS.get(name) or SHARED_KINDS[name]
 
 
-def embed_texts(texts: list[str], arch: str, max_len: int, *, bs: int = 32,
+def windows(texts: list[str], words: int) -> tuple[list[str], np.ndarray]:
+    """Each text cut into pieces of at most `words` words (an empty text stays one empty piece), and for each
+    piece the index of its text."""
+    pieces, owner = [], []
+    for i, text in enumerate(texts):
+        w = text.split()
+        for s in range(0, max(len(w), 1), words):
+            pieces.append(" ".join(w[s:s + words]))
+            owner.append(i)
+    return pieces, np.asarray(owner, dtype=np.int64)
+
+
+def embed_texts(texts: list[str], arch: str, max_len: int, *, bs: int = 32, window_words: int | None = None,
                 progress_bar: bool | None = None) -> np.ndarray:
-    """The frozen encoder's mean-pooled, L2-normalized last hidden states (N, D), batches sorted by length."""
+    """The frozen encoder's mean-pooled, L2-normalized last hidden states (N, D), batches sorted by length.
+    With `window_words`, the whole of each text counts: it is embedded in windows of that many words and its
+    embedding is their normalized mean (else the first `max_len` tokens only)."""
+    if window_words is not None:
+        pieces, owner = windows(texts, window_words)
+        parts = embed_texts(pieces, arch, max_len, bs=bs, progress_bar=progress_bar)
+        out = np.zeros((len(texts), parts.shape[1]), dtype=np.float32)
+        np.add.at(out, owner, parts)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
     import torch
 
     from quicklearn.tasks.text.data import tokenize
@@ -158,9 +187,11 @@ class _TextData:
 
         m = self.recipe.model
         digest = hashlib.sha256("\0".join(self.texts).encode()).hexdigest()
-        emb, hit = cached_embeddings({"texts": digest, "arch": m.arch, "max_len": m.max_len, "what": "text mean"},
-                                     lambda: embed_texts(self.texts, m.arch, m.max_len, progress_bar=self.ctx.progress))
-        self.ctx.facts.append(f"embeddings: {m.arch}, mean-pooled, {m.max_len} tokens, "
+        words = max(8, min(WINDOW_WORDS, m.max_len // 2))  # a window fits max_len tokens (a word: 1-2 tokens)
+        key = {"texts": digest, "arch": m.arch, "max_len": m.max_len, "what": f"text mean, {words}-word windows"}
+        emb, hit = cached_embeddings(key, lambda: embed_texts(self.texts, m.arch, m.max_len, window_words=words,
+                                                              progress_bar=self.ctx.progress))
+        self.ctx.facts.append(f"embeddings: {m.arch}, mean-pooled over {words}-word windows of the whole text, "
                               f"{'read from the cache' if hit else 'computed and cached'}")
         return emb
 
@@ -240,7 +271,8 @@ class _TextData:
             return []
         labels = targets.values.numpy()
         seed = self.recipe.training.seed
-        probs = (probe_probs(self.embeddings, labels, seed=seed) + tfidf_probs(self.texts, labels, seed=seed)) / 2
+        emb_probs = probe_probs(self.embeddings, labels, seed=seed, max_dims=None, C=TEXT_PROBE_C)
+        probs = (emb_probs + tfidf_probs(self.texts, labels, seed=seed)) / 2
         return label_findings(probs, labels, targets.vocab.classes, self.names, splits)
 
 
