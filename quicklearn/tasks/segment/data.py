@@ -52,7 +52,7 @@ class MaskBatchLoader(BatchLoader):
             x, y = augment_with_masks(x, y, pipe.frame, self.augment, aug_gen or torch.Generator(), rows, n_draws)
             x = pipe.normalize(x)
         else:
-            x, y = pipe.valid_batch(x), pipe.valid_masks(y)
+            x, y = pipe.valid_batch(x, channels_last=self.channels_last), pipe.valid_masks(y)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y[:, 0]

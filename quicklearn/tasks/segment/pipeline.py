@@ -108,12 +108,14 @@ class SegmentPipeline:
         """uint8 (C, H, W) of any size -> uint8 (C, h, w) at the frame."""
         return resize_photo(img, self.frame)
 
-    def valid_batch(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, C, H, W) on any device -> normalized float (B, C, h, w) at the frame (resized whole, as masks are)."""
+    def valid_batch(self, x: torch.Tensor, channels_last: bool = True) -> torch.Tensor:
+        """uint8 (B, C, H, W) on any device -> normalized float (B, C, h, w) at the frame (resized whole, as masks are),
+        channels-last unless told otherwise (what convolutions run fastest on, as training's batches are)."""
         out = x.to(torch.float32) / 255.0
         if tuple(out.shape[-2:]) != tuple(self.frame):
             out = F.interpolate(out, size=tuple(self.frame), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
-        return self.normalize(out)
+        out = self.normalize(out)
+        return out.contiguous(memory_format=torch.channels_last) if channels_last else out
 
     def valid_masks(self, m: torch.Tensor) -> torch.Tensor:
         return resize_masks(m, self.frame)

@@ -177,7 +177,7 @@ class BatchLoader:
         elif self.size:
             x = self.pipeline.normalize(resize_batch(x, self.size))
         else:
-            x = self.pipeline.valid_batch(x)
+            x = self.pipeline.valid_batch(x, channels_last=self.channels_last)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x, y

@@ -75,7 +75,8 @@ class ImagePredictor(Predictor):
             for k in range(0, len(items), bs):
                 x = torch.stack([self._to_uint8(it) for it in items[k : k + bs]]).to(self.device)
                 if tta:
-                    outs.append(tta_outputs(self.model, x, self.pipeline, self.target_kind, bs=bs, device=self.device))
+                    outs.append(tta_outputs(self.model, x, self.pipeline, self.target_kind, bs=bs, device=self.device,
+                                            channels_last=True))
                 else:
                     outs.append(self.model(self.pipeline.valid_batch(x)).float().cpu())
                 if bar:
