@@ -1,13 +1,15 @@
 """issue 22: `quicklearn serve` under load, on this machine.
 
 A hymenoptera model (tf_efficientnet_lite0, offline ImageNet weights, 224 px, one epoch) is served by three
-`quicklearn serve` processes on 127.0.0.1 at once: dynamic batching (--max-batch 32 --max-wait-ms 10), batching
-off (--max-batch 1) and --backend onnx (batching on). A bounded httpx client (N concurrent workers, each sending
+`quicklearn serve` processes on 127.0.0.1 at once: dynamic batching at the size the server measures at start-up
+(no --max-batch; --max-wait-ms 10), batching at --max-batch 32, batching off (--max-batch 1) and --backend onnx
+(batching at its measured size). A bounded httpx client (N concurrent workers, each sending
 its next request when the last is answered) uploads the real validation photos at 1, 8 and 32 clients, for a
 fixed count of requests and for a fixed time; the servers take turns, rotating per round, so the noise of this
 shared machine falls on all of them alike. The floor is a plain loop over `Predictor.predict(photo)` in this
 process. Printed: requests/s, p50/p95/p99 latency and failures per server and client count, the ratios, and the
-in-process gain of one forward pass over 32 images against 32 passes over one image (measured in the same run).
+in-process gain of one forward pass over 32 images against 32 passes over one image, and the time per image at
+each batch size (measured in the same run).
 
 Every server and the floor use one intra-op thread (the client needs the other core).
 
@@ -153,6 +155,22 @@ def forward_gain(model: object, paths: list[Path], repeats: int) -> tuple[float,
     return min(batch), min(one), min(one) / min(batch)
 
 
+def per_image_ms(model: object, paths: list[Path], sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> dict[int, float]:
+    """Milliseconds per image of one forward pass at each batch size (best of 3), in this process."""
+    x = torch.stack([model.item(p) for p in (paths * 32)[:32]])
+    out = {}
+    with torch.inference_mode():
+        for n in sizes:
+            model.model(model.pipeline.valid_batch(x[:n]))
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model.model(model.pipeline.valid_batch(x[:n]))
+                times.append(time.perf_counter() - t0)
+            out[n] = 1000 * min(times) / n
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "hymenoptera")
@@ -176,12 +194,14 @@ def main() -> None:
         print(f"model: {arch} at {model.pipeline.size} px, {model_dir} ({time.perf_counter() - t0:.0f} s to train and load)")
         print(f"photos: {len(photos)} hymenoptera validation JPEGs (mean {statistics.mean(len(d) for _, d in photos) / 1e3:.0f} kB), "
               f"torch {torch.__version__}, {os.cpu_count()} CPUs, one intra-op thread per server")
-        servers = [Server("batching", model_dir, "--max-batch", "32", "--max-wait-ms", "10"),
+        servers = [Server("batching", model_dir, "--max-wait-ms", "10"),
+                   Server("batching 32", model_dir, "--max-batch", "32", "--max-wait-ms", "10"),
                    Server("no batching", model_dir, "--max-batch", "1"),
-                   Server("onnx", model_dir, "--backend", "onnx", "--max-batch", "32", "--max-wait-ms", "10")]
+                   Server("onnx", model_dir, "--backend", "onnx", "--max-wait-ms", "10")]
         try:
             for s in servers:
                 s.wait()
+            sizes = {s.name: httpx.get(s.base + "/info", timeout=10).json()["max_batch"] for s in servers}
             for s in servers:  # warm up: first requests pay for lazy imports and allocator growth
                 asyncio.run(load(s.base, photos, 4, 16, None))
             fixed: dict[tuple[str, int], list[dict]] = {}
@@ -189,7 +209,7 @@ def main() -> None:
             floors: list[dict] = []
             for r in range(rounds):
                 for clients in CLIENTS:
-                    order = servers[r % 3:] + servers[:r % 3]
+                    order = servers[r % len(servers):] + servers[:r % len(servers)]
                     for s in order:
                         fixed.setdefault((s.name, clients), []).append(asyncio.run(load(s.base, photos, clients, count, None)))
                 floors.append(floor(model, photos_paths, max(16, count // 4)))
@@ -197,6 +217,7 @@ def main() -> None:
                 for s in servers:
                     timed[(s.name, clients)] = asyncio.run(load(s.base, photos, clients, None, seconds))
             gain = forward_gain(model, photos_paths, 3 if a.quick else 5)
+            per_size = per_image_ms(model, photos_paths)
         finally:
             for s in servers:
                 s.stop()
@@ -204,6 +225,8 @@ def main() -> None:
     def best(runs: list[dict]) -> dict:
         return max(runs, key=lambda m: m["rps"])  # the round least disturbed by the other engineers' work
 
+    print("batch sizes: " + ", ".join(f"{name} {size}" for name, size in sizes.items())
+          + " (batching and onnx: measured by the server at start-up)")
     print(f"\n{count} requests per measurement (best of {rounds} rounds) and {seconds:g} s runs; latency in ms")
     print(f"{'server':<13}{'clients':>8}{'req/s':>9}{'p50':>9}{'p95':>9}{'p99':>9}{'failed':>8}"
           f"{'req/s (time)':>14}{'p99 (time)':>12}{'failed':>8}")
@@ -223,7 +246,10 @@ def main() -> None:
     t_batch, t_one, g = gain
     served_gain = b32["rps"] / n32["rps"]
     print(f"\nin-process forward passes: 32 images in one pass {t_batch * 1000:.0f} ms, 32 passes of one "
-          f"{t_one * 1000:.0f} ms: gain {g:.2f}x")
+          f"{t_one * 1000:.0f} ms: gain {g:.2f}x; ms per image by batch size (in-process): "
+          + ", ".join(f"{k}: {v:.1f}" for k, v in per_size.items()))
+    n32b = best(fixed[("batching 32", 32)])
+    print(f"at 32 clients: batching at the measured size / at 32 = {b32['rps'] / n32b['rps']:.2f}x requests/s")
     print(f"at 32 clients: batching / no batching = {served_gain:.2f}x requests/s (target >= 1.3x); "
           f"that is {served_gain / g:.2f} of the in-process gain (target >= 0.7)")
     print(f"at 32 clients: onnx / torch (both batching) = {o32['rps'] / b32['rps']:.2f}x requests/s; "

@@ -330,7 +330,7 @@ def serve(
     host: Annotated[str, typer.Option(help="The address to listen on; another than 127.0.0.1 is reachable from other machines (set an API key).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Processes, each with its own copy of the model and its own batches.")] = 1,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Most items in one forward pass (1: no batching).")] = 32,
+    max_batch: Annotated[Optional[int], typer.Option("--max-batch", help="Most items in one forward pass (1: no batching; default: measured at start-up, the size with the fastest pass per item, up to 32).")] = None,
     max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="Longest wait for a batch to fill, in ms.")] = 10.0,
     max_queue: Annotated[int, typer.Option("--max-queue", help="Requests waiting for a batch before new ones get 503 + Retry-After.")] = 256,
     backend: Annotated[str, typer.Option(help="torch | onnx (onnxruntime, the onnx extra; image, table and collab models).")] = "torch",

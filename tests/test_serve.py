@@ -594,3 +594,23 @@ def test_the_page_in_headless_chromium(vision_server: Running, hymenoptera: Path
         assert not browser.find_element(By.ID, "error").is_displayed()
     finally:
         browser.quit()
+
+
+def test_the_batch_size_is_the_fastest_per_item_and_a_server_measures_its_own(vision_model: Path):
+    from quicklearn.serving.http.sizing import choose_max_batch
+
+    def fixed_cost(items: list[int]) -> None:  # 4 ms a pass + 0.2 ms an item: the bigger the batch, the better
+        time.sleep(0.004 + 0.0002 * len(items))
+
+    def spills(items: list[int]) -> None:  # the time per item grows with the batch, as on a CPU past its caches
+        time.sleep(0.0005 * len(items) * (1 + len(items) / 4))
+
+    size, table = choose_max_batch(fixed_cost, 0, cap=32)
+    assert size == 32 and list(table) == [1, 2, 4, 8, 16, 32], table
+    size, table = choose_max_batch(spills, 0, cap=32)
+    assert size == 1 and max(table) <= 4, table  # it stops once a size is clearly slower per item
+    with running(vision_model) as run:  # no --max-batch: measured with the model, at start-up
+        with run.client() as c:
+            measured = c.get("/info").json()["max_batch"]
+    assert isinstance(measured, int) and 1 <= measured <= 32
+    assert run.server.app.batcher.max_batch == measured

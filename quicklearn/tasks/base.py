@@ -144,7 +144,9 @@ class ServeSpec:
       json` (None: the records with the prediction columns appended, `Predictor.append_predictions`).
     onnx_input(items) -> the ONNX graph's input for a batch (numpy), whose first output is what `run` gives;
       None: this task is not served through onnxruntime.
-    routes: the task's own routes. card: rows of the page's model card ("input size": "64 x 64 px", ...)."""
+    routes: the task's own routes. card: rows of the page's model card ("input size": "64 x 64 px", ...).
+    example() -> one item as `prepare` makes it, for timing batch sizes at start-up (serving/http/sizing.py);
+      None: the server batches up to 32 unless told otherwise."""
 
     prepare: Callable[[list[Any]], tuple[list[Any], list[dict[str, Any]]]]
     files: bool = False
@@ -155,6 +157,7 @@ class ServeSpec:
     onnx_input: Callable[[list[Any]], Any] | None = None
     routes: list[ServeRoute] = field(default_factory=list)
     card: dict[str, Any] = field(default_factory=dict)
+    example: Callable[[], Any] | None = None
 
 
 class Task:

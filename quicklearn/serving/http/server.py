@@ -67,7 +67,21 @@ def build_app(settings: ServeSettings) -> Any:
         raise QuicklearnError(f"refusing to serve {folder}: {e}") from None
     spec = get_task(predictor.task).serve(predictor)
     backend = make_backend(settings.backend, predictor, spec, settings.threads)
+    if settings.max_batch is None:  # measured once (the workers of --workers N get the parent's size)
+        settings.max_batch = measured_max_batch(backend, spec)
     return create_app(settings, predictor, spec, backend)
+
+
+def measured_max_batch(backend: Any, spec: Any) -> int:
+    """The batch size with the fastest forward pass per item on this machine (sizing.py), logged with its table;
+    DEFAULT_MAX_BATCH for a task that gives no example item."""
+    from quicklearn.serving.http.sizing import DEFAULT_MAX_BATCH, choose_max_batch
+
+    if spec.example is None:
+        return DEFAULT_MAX_BATCH
+    size, table = choose_max_batch(backend.run, spec.example())
+    log.info("batch size %d: ms per item by batch size %s", size, {k: round(v, 1) for k, v in table.items()})
+    return size
 
 
 class DrainingServer:
@@ -131,16 +145,16 @@ def serve(settings: ServeSettings, announce: Callable[[str], None] | None = None
     """Serve the model folder until SIGTERM / Ctrl-C: one process, or `workers` processes that each load the
     model and batch their own requests (uvicorn's supervisor; each drains on SIGTERM as uvicorn does).
     announce(line): told where it listens, once the model folder has passed its checks."""
+    if settings.workers > 1:
+        import uvicorn
+
+        build_app(settings)  # refuse a bad folder here, once, before any worker starts (and size the batches)
+    else:
+        server = build_server(settings)
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
     line = (f"serving {settings.model_dir} on http://{host}:{settings.port} (page /, API docs /docs; backend "
             f"{settings.backend}, batches up to {settings.max_batch}{', API key required' if settings.api_key else ''}"
             f"{f', {settings.workers} workers' if settings.workers > 1 else ''}); Ctrl-C or SIGTERM stops it")
-    if settings.workers > 1:
-        import uvicorn
-
-        build_app(settings)  # refuse a bad folder here, once, before any worker starts
-    else:
-        server = build_server(settings)
     if warning := warn_host(settings):
         log.warning(warning)
     if announce is not None:

@@ -20,7 +20,7 @@ BACKENDS = ("torch", "onnx")
 @dataclass
 class ServeSettings:
     """How `quicklearn serve` runs. host: 127.0.0.1 unless another address is given (binding one without an API
-    key warns). max_batch / max_wait_ms: dynamic batching (1: off). max_queue: requests waiting for a batch
+    key warns). max_batch / max_wait_ms: dynamic batching (1: off; None: measured at start-up, sizing.py). max_queue: requests waiting for a batch
     before new ones get 503. max_body_mb: the request body cap. max_pixels: PIL's decompression-bomb limit per
     image. api_key: None reads QUICKLEARN_API_KEY; "" is none. grace_s: how long SIGTERM waits for requests in
     flight."""
@@ -29,7 +29,7 @@ class ServeSettings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    max_batch: int = 32
+    max_batch: int | None = None
     max_wait_ms: float = 10.0
     max_queue: int = 256
     backend: str = "torch"
@@ -45,7 +45,7 @@ class ServeSettings:
         if self.backend not in BACKENDS:
             raise ConfigError(f"--backend {self.backend!r}: use {' or '.join(BACKENDS)}.")
         for name, low in (("port", 0), ("workers", 1), ("max_batch", 1), ("max_queue", 1), ("max_files", 1)):
-            if int(getattr(self, name)) < low:
+            if getattr(self, name) is not None and int(getattr(self, name)) < low:
                 raise ConfigError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {low}.")
         if self.max_wait_ms < 0 or self.max_body_mb <= 0 or self.max_pixels < 1:
             raise ConfigError("--max-wait-ms must be >= 0, --max-body-mb > 0 and --max-pixels >= 1.")

@@ -15,7 +15,7 @@ from quicklearn.tasks.base import ServeSpec, Upload
 from quicklearn.tasks.segment.cli import mask_image, png_bytes
 from quicklearn.tasks.segment.kind import class_shares
 from quicklearn.tasks.segment.predictor import to_uint8
-from quicklearn.tasks.vision.serve import MEDIA_TYPES, decode_upload
+from quicklearn.tasks.vision.serve import MEDIA_TYPES, decode_upload, noise_image
 
 if TYPE_CHECKING:
     from quicklearn.tasks.segment.predictor import SegmentPredictor
@@ -58,4 +58,5 @@ def serve_spec(predictor: "SegmentPredictor") -> ServeSpec:
     card = {"frame": " x ".join(map(str, pipeline.frame)) + " px", "classes": len(classes),
             "architecture": f"{predictor.config.get('model', {}).get('decoder')} on "
                             f"{predictor.config.get('model', {}).get('arch')}"}
-    return ServeSpec(prepare=prepare, files=True, media_types=MEDIA_TYPES, run=run, answer=answer, card=card)
+    return ServeSpec(prepare=prepare, files=True, media_types=MEDIA_TYPES, run=run, answer=answer, card=card,
+                     example=lambda: noise_image((pipeline.channels, *pipeline.frame)))

@@ -15,7 +15,7 @@ from quicklearn.tasks.base import ServeSpec, Upload
 if TYPE_CHECKING:
     from quicklearn.tasks.vision.predictor import ImagePredictor
 
-__all__ = ["serve_spec", "MEDIA_TYPES", "decode_upload"]
+__all__ = ["serve_spec", "MEDIA_TYPES", "decode_upload", "noise_image"]
 
 MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/bmp", "image/gif", "image/tiff")
 
@@ -33,6 +33,12 @@ def decode_upload(upload: Upload) -> Any:
         raise DataError(f"{upload.name}: cannot decode the {upload.content_type} image ({e}); the file may be "
                         "truncated or damaged.") from None
     return im
+
+
+def noise_image(shape: tuple[int, ...]) -> torch.Tensor:
+    """A uint8 image of noise, the example item a server times its batch sizes on: noise, not zeros, so the
+    forward pass does a photo's work (no shortcuts on zeros)."""
+    return torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 
 
 def serve_spec(predictor: "ImagePredictor") -> ServeSpec:
@@ -58,4 +64,5 @@ def serve_spec(predictor: "ImagePredictor") -> ServeSpec:
 
     card = {"input size": f"{p.size} x {p.size} px ({'RGB' if p.channels == 3 else 'grayscale'})",
             "architecture": predictor.config.get("model", {}).get("arch")}
-    return ServeSpec(prepare=prepare, files=True, media_types=MEDIA_TYPES, run=run, onnx_input=onnx_input, card=card)
+    return ServeSpec(prepare=prepare, files=True, media_types=MEDIA_TYPES, run=run, onnx_input=onnx_input, card=card,
+                     example=lambda: noise_image(p.item_shape))
