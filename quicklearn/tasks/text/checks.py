@@ -183,16 +183,29 @@ class _TextData:
 
     @cached_property
     def embeddings(self) -> np.ndarray:
+        """The first max_len tokens' embeddings: what near duplicates are judged on (TEXT_SIMILARITY was set on
+        them; averaged over the whole text, two reviews of one film grow alike)."""
+        m = self.recipe.model
+        return self._embed({"max_len": m.max_len, "what": "text mean"}, None,
+                           f"mean-pooled, the first {m.max_len} tokens")
+
+    @cached_property
+    def whole_embeddings(self) -> np.ndarray:
+        """The whole text's embeddings, windows of WINDOW_WORDS words averaged: what the label probe reads."""
+        m = self.recipe.model
+        words = max(8, min(WINDOW_WORDS, m.max_len // 2))  # a window fits max_len tokens (a word: 1-2 tokens)
+        return self._embed({"max_len": m.max_len, "what": f"text mean, {words}-word windows"}, words,
+                           f"mean-pooled over {words}-word windows of the whole text")
+
+    def _embed(self, key: dict, window_words: int | None, what: str) -> np.ndarray:
         from quicklearn.analysis.check.store import cached_embeddings
 
-        m = self.recipe.model
+        arch = self.recipe.model.arch
         digest = hashlib.sha256("\0".join(self.texts).encode()).hexdigest()
-        words = max(8, min(WINDOW_WORDS, m.max_len // 2))  # a window fits max_len tokens (a word: 1-2 tokens)
-        key = {"texts": digest, "arch": m.arch, "max_len": m.max_len, "what": f"text mean, {words}-word windows"}
-        emb, hit = cached_embeddings(key, lambda: embed_texts(self.texts, m.arch, m.max_len, window_words=words,
-                                                              progress_bar=self.ctx.progress))
-        self.ctx.facts.append(f"embeddings: {m.arch}, mean-pooled over {words}-word windows of the whole text, "
-                              f"{'read from the cache' if hit else 'computed and cached'}")
+        emb, hit = cached_embeddings({"texts": digest, "arch": arch, **key},
+                                     lambda: embed_texts(self.texts, arch, self.recipe.model.max_len,
+                                                         window_words=window_words, progress_bar=self.ctx.progress))
+        self.ctx.facts.append(f"embeddings: {arch}, {what}, {'read from the cache' if hit else 'computed and cached'}")
         return emb
 
     def preview(self, name: str) -> str | None:
@@ -271,7 +284,7 @@ class _TextData:
             return []
         labels = targets.values.numpy()
         seed = self.recipe.training.seed
-        emb_probs = probe_probs(self.embeddings, labels, seed=seed, max_dims=None, C=TEXT_PROBE_C)
+        emb_probs = probe_probs(self.whole_embeddings, labels, seed=seed, max_dims=None, C=TEXT_PROBE_C)
         probs = (emb_probs + tfidf_probs(self.texts, labels, seed=seed)) / 2
         return label_findings(probs, labels, targets.vocab.classes, self.names, splits)
 
