@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 __all__ = ["Kind", "Finding", "CheckContext", "Checker", "DataChecks", "Report", "SHARED_KINDS", "item_name",
-           "labelled_rows"]
+           "labelled_rows", "split_names"]
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,16 @@ def item_name(path: Path | str, root: Path) -> str:
         return Path(path).resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+def split_names(n: int, train: Any, valid: Any) -> list[str]:
+    """Each of `n` items' split as findings name it: "train", "valid", or "" for an item in neither."""
+    names = [""] * n
+    for i in train:
+        names[i] = "train"
+    for i in valid:
+        names[i] = "valid"
+    return names
 
 
 def labelled_rows(data: Any, what: str) -> tuple[Any, str, str]:

@@ -27,6 +27,7 @@ from quicklearn.analysis.check.findings import (
     Finding,
     Kind,
     labelled_rows,
+    split_names,
 )
 from quicklearn.analysis.check.leakage import group_findings
 
@@ -76,11 +77,7 @@ class _TableData:
         splitter = resolve_tabular_splitter(d.splitter, frame, self.kind, d.valid_pct, self.recipe.training.seed,
                                             self.where)
         train, valid = splitter(source, targets)
-        splits = [""] * len(frame)
-        for i in train:
-            splits[i] = "train"
-        for i in valid:
-            splits[i] = "valid"
+        splits = split_names(len(frame), train, valid)
         return splits, targets, splitter.column if isinstance(splitter, ColumnSplitter) else None
 
     @cached_property

@@ -28,6 +28,7 @@ from quicklearn.analysis.check.findings import (
     Finding,
     Kind,
     labelled_rows,
+    split_names,
 )
 from quicklearn.analysis.check.leakage import group_findings
 from quicklearn.core.progress import progress
@@ -174,11 +175,7 @@ class _TextData:
         splitter = resolve_tabular_splitter(d.splitter, frame, targets.kind, d.valid_pct, self.recipe.training.seed,
                                             self.where)
         train, valid = splitter(source, targets)
-        splits = [""] * len(frame)
-        for i in train:
-            splits[i] = "train"
-        for i in valid:
-            splits[i] = "valid"
+        splits = split_names(len(frame), train, valid)
         return splits, targets
 
     @cached_property

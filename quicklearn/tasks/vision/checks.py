@@ -26,7 +26,16 @@ import numpy as np
 
 from quicklearn.analysis.check.classes import class_findings
 from quicklearn.analysis.check.duplicates import cosine_pairs, exact_groups, hamming_pairs, join_pairs, phash
-from quicklearn.analysis.check.findings import SHARED_KINDS, CheckContext, Checker, DataChecks, Finding, Kind, item_name
+from quicklearn.analysis.check.findings import (
+    SHARED_KINDS,
+    CheckContext,
+    Checker,
+    DataChecks,
+    Finding,
+    Kind,
+    item_name,
+    split_names,
+)
 from quicklearn.analysis.check.leakage import group_findings
 from quicklearn.core.progress import progress
 from quicklearn.tasks.vision.images import IMAGE_EXTENSIONS
@@ -104,12 +113,7 @@ class _VisionData:
 
     @cached_property
     def splits(self) -> list[str]:
-        s = [""] * len(self.items.source.paths)
-        for i in self.items.train_idx:
-            s[i] = "train"
-        for i in self.items.valid_idx:
-            s[i] = "valid"
-        return s
+        return split_names(len(self.items.source.paths), self.items.train_idx, self.items.valid_idx)
 
     @cached_property
     def used(self) -> list[int]:
