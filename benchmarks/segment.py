@@ -35,24 +35,19 @@ largest sampled PSS of the run's process tree (main process + DataLoader workers
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from worker_runs import lite0_weights_file, print_result, run_worker  # a sibling script, not a package
+
 ARCH = "tf_efficientnet_lite0"
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "camvid"
 TOOLS = ("fastai", "quicklearn", "floor")
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _codes(data: Path) -> list[str]:
@@ -243,60 +238,17 @@ def worker(args: argparse.Namespace) -> None:
         out = run_quicklearn(args.data, **kw)
     else:
         out = run_floor(args.data, **kw)
-    out.update(threads=torch.get_num_threads(), peak_rss_main_mb=_peak_rss_mb())
-    print("RESULT " + json.dumps(out), flush=True)
+    print_result(out)
 
 
 # ---- the driver ----------------------------------------------------------------------------------------------------
-def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree_pss_mb(proc) -> float:
-    import psutil
-
-    try:
-        pids = [proc.pid, *(c.pid for c in proc.children(recursive=True))]
-    except psutil.NoSuchProcess:
-        return 0.0
-    return sum(_pss_kb(pid) for pid in pids) / 1024
-
-
 def launch(run: str, args: argparse.Namespace, seed: int, weights_file: str, cache: Path) -> dict:
-    import psutil
-
     cmd = [sys.executable, __file__, "--worker", "--run", run, "--data", str(args.data), "--seed", str(seed),
            "--size", str(args.size), "--bs", str(args.bs), "--epochs", str(args.epochs), "--weights-file", weights_file,
            "--threads", str(args.threads)]
     env = dict(os.environ, QUICKLEARN_CACHE=str(cache / f"{run}-{seed}"), QUICKLEARN_OFFLINE="1", HF_HUB_OFFLINE="1",
                OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    ps, peak = psutil.Process(proc.pid), 0.0
-    while proc.poll() is None:
-        peak = max(peak, _tree_pss_mb(ps))
-        time.sleep(1.0)
-    out, err = proc.communicate()
-    lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{run} seed {seed} failed (exit {proc.returncode}):\n{err[-3000:]}")
-    res = json.loads(lines[-1][len("RESULT "):])
-    res.update(peak_pss_mb=peak)
-    return res
-
-
-def make_weights(folder: Path) -> str:
-    """The lite0 package's ImageNet weights in timm's tf_efficientnet_lite0 layout, as a .safetensors file (fastai's)."""
-    os.environ["QUICKLEARN_CACHE"] = str(folder)
-    from quicklearn.tasks.vision.weights import _bundled_file, import_weights
-
-    return str(import_weights(_bundled_file(ARCH), ARCH))
+    return run_worker(cmd, env, f"{run} seed {seed}")
 
 
 def quick_subset(data: Path, folder: Path, n_train: int = 24, n_valid: int = 12) -> Path:
@@ -338,7 +290,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="ql-segment-"))
     if args.quick:
         args.data, args.size, args.epochs, args.seeds = quick_subset(args.data, tmp / "camvid-few"), 32, 1, args.seeds[:1]
-    weights_file = make_weights(tmp / "weights")
+    weights_file = lite0_weights_file(tmp / "weights")
     versions = f"torch {torch.__version__}"
     try:
         import fastai

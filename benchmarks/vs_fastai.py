@@ -25,15 +25,14 @@ forked workers fairly), and the main process's own peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from worker_runs import lite0_weights_file, print_result, run_worker  # a sibling script, not a package
 
 ARCH, SIZE, BS, EPOCHS = "tf_efficientnet_lite0", 224, 32, 3
 HERE = Path(__file__).resolve().parent
@@ -41,14 +40,8 @@ DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "hymenoptera"
 
 
 # ---- workers: each runs in its own process and prints one JSON line ----------------------------------------
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_fastai(data: Path, seed: int, weights_file: str) -> dict:
-    from fastai.vision.all import (
-        ImageDataLoaders, Resize, accuracy, aug_transforms, set_seed, vision_learner,
-    )
+    from fastai.vision.all import ImageDataLoaders, Resize, accuracy, aug_transforms, set_seed, vision_learner
 
     set_seed(seed)
     t0 = time.perf_counter()
@@ -143,68 +136,21 @@ def run_floor(data: Path, seed: int) -> dict:
 
 
 def worker(args: argparse.Namespace) -> None:
-    import torch
-
     if args.run == "fastai":
         out = run_fastai(args.data, args.seed, args.weights_file)
     elif args.run == "quicklearn":
         out = run_quicklearn(args.data, args.seed)
     else:
         out = run_floor(args.data, args.seed)
-    out.update(threads=torch.get_num_threads(), peak_rss_main_mb=_peak_rss_mb())
-    print("RESULT " + json.dumps(out), flush=True)
+    print_result(out)
 
 
 # ---- the driver ----------------------------------------------------------------------------------------------
-def _pss_kb(pid: int) -> int:
-    """Proportional set size of one process from /proc/<pid>/smaps_rollup (cheap: the kernel sums it)."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _tree_pss_mb(proc) -> float:
-    import psutil
-
-    try:
-        pids = [proc.pid, *(c.pid for c in proc.children(recursive=True))]
-    except psutil.NoSuchProcess:
-        return 0.0
-    return sum(_pss_kb(pid) for pid in pids) / 1024
-
-
 def launch(run: str, data: Path, seed: int, weights_file: str, cache: Path) -> dict:
-    import psutil
-
     cmd = [sys.executable, __file__, "--worker", "--run", run, "--data", str(data), "--seed", str(seed),
            "--weights-file", weights_file]
     env = dict(os.environ, QUICKLEARN_CACHE=str(cache / f"{run}-{seed}"), QUICKLEARN_OFFLINE="1", HF_HUB_OFFLINE="1")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    ps, peak = psutil.Process(proc.pid), 0.0
-    while proc.poll() is None:
-        peak = max(peak, _tree_pss_mb(ps))
-        time.sleep(1.0)
-    out, err = proc.communicate()
-    lines = [ln for ln in out.splitlines() if ln.startswith("RESULT ")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{run} seed {seed} failed (exit {proc.returncode}):\n{err[-3000:]}")
-    res = json.loads(lines[-1][len("RESULT "):])
-    res.update(peak_pss_mb=peak, process_s=time.perf_counter() - t0)
-    return res
-
-
-def make_fastai_weights(folder: Path) -> str:
-    """The lite0 package's ImageNet weights mapped onto timm's tf_efficientnet_lite0 layout, as a .safetensors file."""
-    os.environ["QUICKLEARN_CACHE"] = str(folder)
-    from quicklearn.tasks.vision.weights import _bundled_file, import_weights
-
-    return str(import_weights(_bundled_file(ARCH), ARCH))
+    return run_worker(cmd, env, f"{run} seed {seed}")
 
 
 def main() -> None:
@@ -226,7 +172,7 @@ def main() -> None:
     import torch
 
     tmp = Path(tempfile.mkdtemp(prefix="ql-vs-fastai-"))
-    weights_file = make_fastai_weights(tmp / "weights-for-fastai")
+    weights_file = lite0_weights_file(tmp / "weights-for-fastai")
     versions = f"torch {torch.__version__}"
     try:
         import fastai
