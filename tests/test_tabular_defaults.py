@@ -14,7 +14,7 @@ import torch
 
 import quicklearn as ql
 from quicklearn.tasks.tabular.data import TabularProcessor, infer_roles
-from quicklearn.tasks.tabular.model import TabularModel
+from quicklearn.tasks.tabular.model import ByteDropout, TabularModel
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -86,6 +86,27 @@ def test_ensemble_trains_every_member_and_averages_probabilities_in_evaluation()
     assert members.shape == (6, 4, 3) and out.shape == (6, 3)
     assert not torch.allclose(members[:, 0], members[:, 1])  # each member scales the input by its own signs
     np.testing.assert_allclose(out.exp().numpy(), members.softmax(-1).mean(1).numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_byte_dropout_drops_p_and_keeps_the_mean(p):
+    drop = ByteDropout(p)
+    x = torch.ones(400, 500)
+    torch.manual_seed(0)
+    y = drop.train()(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - round(p * 256) / 256) < 0.005  # every byte of each 64-bit draw is uniform (none biased)
+    assert abs(y.mean().item() - 1.0) < 0.01  # kept values are scaled as nn.Dropout scales them
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the Learner's per-epoch seed makes it repeatable
+    assert torch.equal(drop.eval()(x), x)
+    g = torch.ones(3, 8, requires_grad=True)
+    drop.train()(g).sum().backward()  # the gradient flows through the kept values only
+    kept = 256 / (256 - round(p * 256))
+    assert all(v == 0.0 or abs(v - kept) < 1e-6 for v in g.grad.unique().tolist())
+    # no parameters or buffers: a folder written with nn.Dropout in its place loads unchanged
+    model = TabularModel([5], n_cont=2, n_out=2, layers=(8,), ensemble=2)
+    assert isinstance(model.mlp[3], ByteDropout) and not list(model.mlp[3].state_dict())
 
 
 def test_heavy_tailed_columns_train_without_overflow(tmp_path, one_thread):
