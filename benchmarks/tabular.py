@@ -103,9 +103,11 @@ ABLATION: dict[str, dict[str, Any]] = {
     "embeddings without the value": {"embed_value": False},
     "one MLP (ensemble 1)": {"ensemble": 1},
     "no early stopping": {"patience": None},
-    "patience 5": {"patience": 5},
+    "patience 3": {"patience": 3},
+    "warm-up 25% (pct_start 0.25)": {"pct_start": 0.25},
+    "layers 200, 100": {"layers": (200, 100)},
     "before issue 19": {"scaling": "standard", "num_embed": 0, "ensemble": 1, "patience": None, "base_lr": 5e-2,
-                        "steps": 50, "min_epochs": 5, "max_epochs": 10**6},
+                        "steps": 50, "min_epochs": 5, "max_epochs": 10**6, "pct_start": 0.25, "layers": (200, 100)},
 }
 
 

@@ -1,7 +1,7 @@
 """`tabular_learner`: a CSV or DataFrame and a target column -> a Learner, in one call.
 
     learn = ql.tabular_learner("train.csv", y="Survived")
-    learn.fine_tune(ql.auto_epochs(learn.dls), 2e-2, freeze_epochs=0)   # what `quicklearn train` runs (stops early)
+    learn.fine_tune(ql.auto_epochs(learn.dls), 2e-2, freeze_epochs=0, pct_start=0.05)   # what `quicklearn train` runs
     learn.export("titanic_model")
 """
 
@@ -157,7 +157,7 @@ def tabular_learner(
     date_parts: bool = False,
     splitter: Splitter | str = "auto",
     valid_pct: float = 0.2,
-    layers: Sequence[int] = (200, 100),
+    layers: Sequence[int] = (128, 64),
     dropout: float = 0.1,
     embed_dropout: float = 0.0,
     y_range: tuple[float, float] | str | None = None,
@@ -167,7 +167,7 @@ def tabular_learner(
     frequency_scale: float = 0.1,
     embed_value: bool = True,
     ensemble: int = 8,
-    patience: int | None = 3,
+    patience: int | None = 2,
     bs: int | str = "auto",
     metrics: Sequence[str] | None = None,
     monitor: str | None = None,

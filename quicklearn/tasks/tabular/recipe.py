@@ -29,7 +29,7 @@ class TabularData(DataSection):
 
 
 class TabularModelSection(Section):
-    layers: list[Annotated[int, Field(ge=1)]] = Field([200, 100], description="Hidden layer sizes of the MLP.")
+    layers: list[Annotated[int, Field(ge=1)]] = Field([128, 64], description="Hidden layer sizes of the MLP.")
     dropout: float = Field(0.1, ge=0, lt=1)
     embed_dropout: float = Field(0.0, ge=0, lt=1)
     y_range: list[float] | Literal["auto"] | None = Field(None, description="Regression: squash outputs into [lo, hi], or auto.")
@@ -46,7 +46,7 @@ class TabularTraining(TrainingSection):
     bs: Annotated[int, Field(ge=1)] | Literal["auto"] = Field("auto", description="Rows per batch; auto: 64, more on big tables.")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "fp32"
     patience: Annotated[int, Field(ge=1)] | None = Field(
-        3, description="Stop after this many epochs without a better validation loss and keep the best epoch; null = never.")
+        2, description="Stop after this many epochs without a better validation loss and keep the best epoch; null = never.")
 
 
 class TabularFit(FitSection):
@@ -55,6 +55,8 @@ class TabularFit(FitSection):
                             "stopping ending it sooner.")
     base_lr: float = Field(2e-2, gt=0, description="Twice the peak learning rate (fine_tune halves it).")
     freeze_epochs: int = Field(0, ge=0, description="Nothing to freeze in a table model: 0.")
+    pct_start: float = Field(0.05, gt=0, lt=1, description="Warm-up share of the schedule: about 50 of the 1,000 "
+                             "steps, so training reaches its peak rate before early stopping ends it.")
 
 
 class TabularRecipe(Recipe):
