@@ -181,43 +181,27 @@ def test_nan_loss_stops_with_a_clear_message(tiny_folder):
         learn.fit(1, 1e-3)
 
 
-def _bf16_fit(folder: str) -> dict:
-    """The bf16 run of the test below, in a process of its own (see there); what it saw, for the test to assert."""
-    from pathlib import Path
-
-    learn = _learner(Path(folder), precision="bf16", device="cpu", bs=32)
+@pytest.mark.xfail(strict=False, reason="open bug: CPU bf16 autocast training turns NaN at random under a fixed seed, "
+                   "even alone in a fresh process (4 of 7 runs on 2026-12-02, channels-last or not); cause not found")
+def test_bf16_autocast_on_cpu_computes_in_bf16_keeps_fp32_weights_and_learns(digits_folder):
+    """On real digits, 10 steps an epoch: a smooth descent. Its first bf16 steps sometimes end in NaN, in the full
+    suite and alone in a fresh process alike, with the same seed (so not state left by other tests; see the
+    issue 19-23 note of 2026-12-02); until that is found it is a non-strict xfail, its assertions unchanged."""
+    learn = _learner(digits_folder, precision="bf16", device="cpu", bs=32)
     conv_dtypes = set()
     hook = learn.model.body.conv1[0].register_forward_hook(lambda m, i, out: conv_dtypes.add(out.dtype))
     learn.fit(3, 3e-3)
     hook.remove()
-    bf16_logits = learn.get_preds()[0]
-    amp = learn.amp_dtype
-    learn.amp_dtype = None
-    return {"amp": amp, "conv_dtypes": conv_dtypes, "param_dtypes": {p.dtype for p in learn.model.parameters()},
-            "history": learn.history, "bf16_logits": bf16_logits, "fp32_logits": learn.get_preds()[0]}
-
-
-@pytest.mark.xfail(strict=False, reason="open bug: CPU bf16 autocast training turns NaN at random under a fixed seed, "
-                   "even alone in a fresh process (4 of 7 runs on 2026-12-02, channels-last or not); cause not found")
-def test_bf16_autocast_on_cpu_computes_in_bf16_keeps_fp32_weights_and_learns(digits_folder):
-    """On real digits, 10 steps an epoch: a smooth descent. It runs in a fresh process: in the full suite's
-    process, after hundreds of other tests, its first bf16 steps have ended in NaN (3 of 7 full runs, at
-    lr 1e-2 and at 3e-3, on colours and on digits), never alone, never in a process of its own; the cause is
-    not found (see the issue 16 note). The assertions are the test's own, unchanged."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # (not multiprocessing.Pool: its workers are daemons, and the Learner's data loading may start processes)
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        r = pool.submit(_bf16_fit, str(digits_folder)).result()
-    assert r["amp"] == torch.bfloat16
-    assert r["conv_dtypes"] == {torch.bfloat16}  # training and validation forwards ran in bf16
-    assert r["param_dtypes"] == {torch.float32}  # master weights stay fp32
-    losses = [h["train_loss"] for h in r["history"]]
+    assert learn.amp_dtype == torch.bfloat16
+    assert conv_dtypes == {torch.bfloat16}  # training and validation forwards ran in bf16
+    assert {p.dtype for p in learn.model.parameters()} == {torch.float32}  # master weights stay fp32
+    losses = [h["train_loss"] for h in learn.history]
     assert losses[-1] < 0.85 * losses[0], losses  # it learns the digits
-    assert r["history"][-1]["accuracy"] > 0.3, r["history"]  # three times chance on the held-out digits
+    assert learn.history[-1]["accuracy"] > 0.3, learn.history  # three times chance on the held-out digits
     # bf16 predictions are the fp32 ones within bf16's precision, on the same weights
-    torch.testing.assert_close(r["bf16_logits"], r["fp32_logits"], rtol=0.05, atol=0.05)
+    bf16_logits = learn.get_preds()[0]
+    learn.amp_dtype = None
+    torch.testing.assert_close(bf16_logits, learn.get_preds()[0], rtol=0.05, atol=0.05)
 
 
 def test_gradual_unfreezing(tiny_folder):
