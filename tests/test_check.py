@@ -191,6 +191,27 @@ def test_text_copies_and_empty_texts_are_found(texts):
     assert report.count("duplicate") == 0
 
 
+def test_nb_logistic_probe_ranks_flipped_reviews_first():
+    """NBSVM's recipe, out of fold, on 300 real reviews with 15 labels flipped: the flips gather among the 30 texts
+    whose given label it finds least likely (chance: 1.5 of them). With three classes its rows are probabilities,
+    and a class of a single text keeps probability 1 (nothing to learn it from)."""
+    from quicklearn.tasks.text.checks import nb_logistic_probs
+
+    frame = pd.read_csv(_need(SHARED / "imdb-sample") / "texts.csv").head(300)
+    texts, labels = frame["text"].tolist(), (frame["label"] == "positive").to_numpy().astype(np.int64)
+    flips = np.random.default_rng(1).choice(len(labels), 15, replace=False)
+    labels[flips] ^= 1
+    probs = nb_logistic_probs(texts, labels, seed=0)
+    assert probs.shape == (300, 2) and np.allclose(probs.sum(1), 1)
+    suspects = np.argsort(probs[np.arange(300), labels])[:30]
+    assert len(set(suspects) & set(flips)) >= 5
+    words = {0: "sunny warm bright", 1: "rain wet grey", 2: "snow cold ice"}
+    three = [f"{words[k % 3]} day number {k}" for k in range(30)] + ["a lone text"]
+    y3 = np.array([k % 3 for k in range(30)] + [3])
+    p3 = nb_logistic_probs(three, y3, folds=5, seed=0)
+    assert np.allclose(p3.sum(1), 1) and (p3[:30].argmax(1) == y3[:30]).all() and p3[30, 3] == 1
+
+
 def test_train_runs_the_quick_check_and_no_check_skips_it(tables, photos, tmp_path):
     from quicklearn_cli.app import app
 
