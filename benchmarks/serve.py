@@ -1,17 +1,18 @@
 """issue 22: `quicklearn serve` under load, on this machine.
 
-A hymenoptera model (tf_efficientnet_lite0, offline ImageNet weights, 224 px, one epoch) is served by three
-`quicklearn serve` processes on 127.0.0.1 at once: dynamic batching at the size the server measures at start-up
-(no --max-batch; --max-wait-ms 10), batching at --max-batch 32, batching off (--max-batch 1) and --backend onnx
-(batching at its measured size). A bounded httpx client (N concurrent workers, each sending
-its next request when the last is answered) uploads the real validation photos at 1, 8 and 32 clients, for a
-fixed count of requests and for a fixed time; the servers take turns, rotating per round, so the noise of this
-shared machine falls on all of them alike. The floor is a plain loop over `Predictor.predict(photo)` in this
-process. Printed: requests/s, p50/p95/p99 latency and failures per server and client count, the ratios, and the
-in-process gain of one forward pass over 32 images against 32 passes over one image, and the time per image at
-each batch size (measured in the same run).
+A hymenoptera model (tf_efficientnet_lite0, offline ImageNet weights, 224 px, one epoch) is served by four
+`quicklearn serve` processes on 127.0.0.1 (started one after the other, so each measures its batch size alone):
+dynamic batching at the size the server measures at start-up (no --max-batch; --max-wait-ms 10), batching at
+--max-batch 32, batching off (--max-batch 1) and --backend onnx (batching at its measured size). A bounded httpx
+client (N concurrent workers, each sending its next request when the last is answered) uploads the real validation
+photos at 1, 8 and 32 clients, for a fixed count of requests and for a fixed time; the servers take turns, rotating
+per round, so the noise of this shared machine falls on all of them alike. The floor is a plain loop over
+`Predictor.predict(photo)` in this process. Printed: requests/s, p50/p95/p99 latency and failures per server and
+client count, the ratios, and the in-process gain of one forward pass over 32 images against 32 passes over one
+image, and the time per image at each batch size (measured in the same run).
 
-Every server and the floor use one intra-op thread (the client needs the other core).
+Every server and the floor use `quicklearn serve`'s default intra-op threads (torch's: one per core), the client
+sharing the cores; `--threads 1` gives each one thread (the client then has a core of its own).
 
     .venv/bin/python benchmarks/serve.py             # ~10 min on 2 CPU cores
     .venv/bin/python benchmarks/serve.py --quick     # a small model and counts: only checks that it runs
@@ -30,10 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import httpx  # noqa: E402
-import torch  # noqa: E402
+import httpx
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -62,12 +61,14 @@ def train(data: Path, out: Path, quick: bool) -> Path:
 class Server:
     """One `quicklearn serve` process."""
 
-    def __init__(self, name: str, model: Path, *args: str):
+    def __init__(self, name: str, model: Path, threads: int | None, *args: str):
         self.name, self.port = name, free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "QUICKLEARN_API_KEY": ""}
+        env = {**os.environ, "QUICKLEARN_API_KEY": ""}
+        if threads:
+            env["OMP_NUM_THREADS"], args = str(threads), ("--threads", str(threads), *args)
         self.proc = subprocess.Popen([sys.executable, "-m", "quicklearn_cli.app", "serve", str(model), "--port",
-                                      str(self.port), "--threads", "1", *args], env=env, cwd=ROOT,
+                                      str(self.port), *args], env=env, cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def wait(self) -> None:
@@ -178,9 +179,13 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=None, help="requests per measurement (default 96; quick 24)")
     ap.add_argument("--seconds", type=float, default=None, help="length of each fixed-time measurement (default 6)")
     ap.add_argument("--rounds", type=int, default=None, help="rounds of fixed-count measurements (default 2)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="intra-op threads of every server and of the in-process floor (default: what "
+                         "`quicklearn serve` uses, torch's default, one per core)")
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     count = a.count or (24 if a.quick else 96)
     seconds = a.seconds or (1.5 if a.quick else 6.0)
     rounds = a.rounds or (1 if a.quick else 2)
@@ -193,14 +198,15 @@ def main() -> None:
         arch = model.config["model"]["arch"]
         print(f"model: {arch} at {model.pipeline.size} px, {model_dir} ({time.perf_counter() - t0:.0f} s to train and load)")
         print(f"photos: {len(photos)} hymenoptera validation JPEGs (mean {statistics.mean(len(d) for _, d in photos) / 1e3:.0f} kB), "
-              f"torch {torch.__version__}, {os.cpu_count()} CPUs, one intra-op thread per server")
-        servers = [Server("batching", model_dir, "--max-wait-ms", "10"),
-                   Server("batching 32", model_dir, "--max-batch", "32", "--max-wait-ms", "10"),
-                   Server("no batching", model_dir, "--max-batch", "1"),
-                   Server("onnx", model_dir, "--backend", "onnx", "--max-wait-ms", "10")]
+              f"torch {torch.__version__}, {os.cpu_count()} CPUs, {torch.get_num_threads()} intra-op thread(s) per "
+              f"server and in-process{'' if a.threads else ' (the default)'}")
+        configs = [("batching", "--max-wait-ms", "10"), ("batching 32", "--max-batch", "32", "--max-wait-ms", "10"),
+                   ("no batching", "--max-batch", "1"), ("onnx", "--backend", "onnx", "--max-wait-ms", "10")]
+        servers: list[Server] = []
         try:
-            for s in servers:
-                s.wait()
+            for name, *args in configs:  # one at a time: each measures its batch size alone
+                servers.append(Server(name, model_dir, a.threads, *args))
+                servers[-1].wait()
             sizes = {s.name: httpx.get(s.base + "/info", timeout=10).json()["max_batch"] for s in servers}
             for s in servers:  # warm up: first requests pay for lazy imports and allocator growth
                 asyncio.run(load(s.base, photos, 4, 16, None))
