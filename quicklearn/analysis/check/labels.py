@@ -2,6 +2,7 @@
 that never saw it), ranked with confident learning (cleanlab's `find_label_issues`, the standard implementation).
 
     probs = probe_probs(embeddings, labels)                      # logistic regression on frozen embeddings
+    probs = out_of_fold(fit_predict, rows, labels)              # any model: fit_predict(train, y, test) -> probs
     findings = label_findings(probs, labels, classes, names)    # the items cleanlab flags, most suspect first
 
 Needs the `[check]` extra (scikit-learn and cleanlab), imported only here and only when the check runs.
@@ -9,13 +10,13 @@ Needs the `[check]` extra (scikit-learn and cleanlab), imported only here and on
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from quicklearn.analysis.check.findings import Finding
 
-__all__ = ["probe_probs", "label_findings", "usable_classes"]
+__all__ = ["probe_probs", "out_of_fold", "label_findings", "usable_classes"]
 
 
 def usable_classes(labels: np.ndarray, folds: int) -> tuple[np.ndarray, int]:
@@ -26,6 +27,34 @@ def usable_classes(labels: np.ndarray, folds: int) -> tuple[np.ndarray, int]:
     return keep, int(max(2, min(folds, smallest)))
 
 
+def _take(items: Any, rows: np.ndarray) -> Any:
+    """The rows of an array, or the items of a list, at positions `rows`."""
+    return items[rows] if isinstance(items, np.ndarray) else [items[i] for i in rows]
+
+
+def out_of_fold(fit_predict: Callable[[Any, np.ndarray, Any], np.ndarray], items: Any, labels: np.ndarray, *,
+                folds: int = 5, seed: int = 0, n_classes: int | None = None) -> np.ndarray:
+    """Out-of-fold class probabilities (N, n_classes; default: labels.max() + 1) on stratified folds: every item is
+    scored by `fit_predict(train_items, train_labels, test_items)`, which returns (n, k) probabilities over the
+    classes present in training. `items`: an array (its rows) or a list. Items of a class with a single member
+    keep probability 1 for their label (nothing to learn it from)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.asarray(labels, dtype=np.int64)
+    probs = np.eye(n_classes or int(labels.max()) + 1)[labels]
+    keep, n_folds = usable_classes(labels, folds)
+    if len(np.unique(labels[keep])) < 2:
+        return probs
+    idx = np.flatnonzero(keep)
+    y = labels[idx]
+    present = np.unique(y)
+    out = np.zeros((len(idx), probs.shape[1]))
+    for train, test in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(idx, y):
+        out[np.ix_(test, present)] = fit_predict(_take(items, idx[train]), y[train], _take(items, idx[test]))
+    probs[idx] = out
+    return probs
+
+
 def probe_probs(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, seed: int = 0,
                 max_dims: int | None = 128, C: float = 0.1) -> np.ndarray:
     """Out-of-fold probabilities (N, K) of a logistic regression (inverse regularization `C`) on `features`
@@ -34,29 +63,21 @@ def probe_probs(features: np.ndarray, labels: np.ndarray, *, folds: int = 5, see
     label (nothing to learn it from)."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     labels = np.asarray(labels, dtype=np.int64)
-    k = int(labels.max()) + 1
-    probs = np.eye(k, dtype=np.float64)[labels]
     keep, n_folds = usable_classes(labels, folds)
-    if len(np.unique(labels[keep])) < 2:
-        return probs
-    x = np.asarray(features, dtype=np.float32)[keep]
-    y = labels[keep]
-    steps: list = [StandardScaler()]
-    if max_dims is not None:
-        steps.append(PCA(min(max_dims, x.shape[1], len(x) - len(x) // n_folds - 1), random_state=seed))
-    model = make_pipeline(*steps, LogisticRegression(max_iter=3000, C=C))
-    cv = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-    out = cross_val_predict(model, x, y, cv=cv, method="predict_proba")
-    present = np.unique(y)
-    full = np.zeros((len(y), k))
-    full[:, present] = out
-    probs[keep] = full
-    return probs
+    n_kept = int(keep.sum())
+
+    def fit_predict(train: np.ndarray, y: np.ndarray, test: np.ndarray) -> np.ndarray:
+        steps: list = [StandardScaler()]
+        if max_dims is not None:
+            steps.append(PCA(min(max_dims, train.shape[1], n_kept - n_kept // n_folds - 1), random_state=seed))
+        model = make_pipeline(*steps, LogisticRegression(max_iter=3000, C=C)).fit(train, y)
+        return model.predict_proba(test)
+
+    return out_of_fold(fit_predict, np.asarray(features, dtype=np.float32), labels, folds=folds, seed=seed)
 
 
 def label_findings(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str], names: Sequence[str],

@@ -154,25 +154,19 @@ class _TableData:
 
     def labels(self, ctx: CheckContext) -> list[Finding]:
         """Likely label errors: 5-fold out-of-fold probabilities of a gradient-boosted model, ranked by cleanlab."""
-        from sklearn.model_selection import cross_val_predict
-
-        from quicklearn.analysis.check.labels import label_findings, usable_classes
+        from quicklearn.analysis.check.labels import label_findings, out_of_fold
 
         if self.kind == "regression":
             return []
         splits, targets, _ = self.split
         labels = targets.values.numpy()
-        keep, folds = usable_classes(labels, 5)
         x, cat = _encode(self.frame[self.features])
-        probs = np.eye(len(targets.vocab.classes))[labels]
-        from sklearn.model_selection import StratifiedKFold
 
-        cv = StratifiedKFold(folds, shuffle=True, random_state=self.recipe.training.seed)
-        sub = cross_val_predict(_boosting("single", cat, max_iter=100), x[keep], labels[keep], cv=cv,
-                                method="predict_proba")
-        full = np.zeros((int(keep.sum()), probs.shape[1]))
-        full[:, np.unique(labels[keep])] = sub
-        probs[keep] = full
+        def fit_predict(train: np.ndarray, y: np.ndarray, test: np.ndarray) -> np.ndarray:
+            return _boosting("single", cat, max_iter=100).fit(train, y).predict_proba(test)
+
+        probs = out_of_fold(fit_predict, x, labels, folds=5, seed=self.recipe.training.seed,
+                            n_classes=len(targets.vocab.classes))
         return label_findings(probs, labels, targets.vocab.classes, self.names, splits)
 
     def _y(self) -> np.ndarray:

@@ -30,6 +30,7 @@ from quicklearn.analysis.check.findings import (
     labelled_rows,
     split_names,
 )
+from quicklearn.analysis.check.labels import out_of_fold
 from quicklearn.analysis.check.leakage import group_findings
 from quicklearn.core.progress import progress
 
@@ -113,29 +114,6 @@ def embed_texts(texts: list[str], arch: str, max_len: int, *, bs: int = 32, wind
     return out
 
 
-def _out_of_fold(texts: list[str], labels: np.ndarray, fit_predict: Any, folds: int, seed: int) -> np.ndarray:
-    """Out-of-fold class probabilities (N, K): `fit_predict(train_texts, train_labels, test_texts)` -> (n, k) over
-    the classes present in training, on stratified folds. Items of a class with a single member keep probability 1
-    for their label (nothing to learn it from)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    from quicklearn.analysis.check.labels import usable_classes
-
-    labels = np.asarray(labels, dtype=np.int64)
-    probs = np.eye(int(labels.max()) + 1)[labels]
-    keep, n_folds = usable_classes(labels, folds)
-    if len(np.unique(labels[keep])) < 2:
-        return probs
-    idx = np.flatnonzero(keep)
-    y = labels[idx]
-    present = np.unique(y)
-    out = np.zeros((len(idx), probs.shape[1]))
-    for tr, te in StratifiedKFold(n_folds, shuffle=True, random_state=seed).split(idx, y):
-        out[np.ix_(te, present)] = fit_predict([texts[i] for i in idx[tr]], y[tr], [texts[i] for i in idx[te]])
-    probs[idx] = out
-    return probs
-
-
 def tfidf_probs(texts: list[str], labels: np.ndarray, *, folds: int = TEXT_FOLDS, seed: int = 0) -> np.ndarray:
     """Out-of-fold class probabilities (N, K) of a logistic regression on TF-IDF words and word pairs."""
     def fit_predict(train: list[str], y: np.ndarray, test: list[str]) -> np.ndarray:
@@ -146,7 +124,7 @@ def tfidf_probs(texts: list[str], labels: np.ndarray, *, folds: int = TEXT_FOLDS
         model = LogisticRegression(C=4.0, max_iter=1000).fit(vec.fit_transform(train), y)
         return model.predict_proba(vec.transform(test))
 
-    return _out_of_fold(texts, labels, fit_predict, folds, seed)
+    return out_of_fold(fit_predict, texts, labels, folds=folds, seed=seed)
 
 
 def nb_logistic_probs(texts: list[str], labels: np.ndarray, *, folds: int = TEXT_FOLDS, seed: int = 0) -> np.ndarray:
@@ -162,19 +140,20 @@ def nb_logistic_probs(texts: list[str], labels: np.ndarray, *, folds: int = TEXT
         vec = CountVectorizer(ngram_range=(1, 2), binary=True)
         x, x_test = vec.fit_transform(train), vec.transform(test)
         classes = np.unique(y)
+        binary = len(classes) == 2
         scores = np.zeros((len(test), len(classes)))
-        for c, cls in enumerate(classes[1:] if len(classes) == 2 else classes):
-            pos = y == cls
+        for c in range(1 if binary else 0, len(classes)):  # two classes: one model, the second against the first
+            pos = y == classes[c]
             p = 1.0 + np.asarray(x[pos].sum(0)).ravel()
             q = 1.0 + np.asarray(x[~pos].sum(0)).ravel()
             weight = sparse.diags(np.log((p / p.sum()) / (q / q.sum())))
             model = LogisticRegression(C=1.0, max_iter=2000).fit(x @ weight, pos)
-            scores[:, c + (len(classes) == 2)] = model.predict_proba(x_test @ weight)[:, 1]
-        if len(classes) == 2:
+            scores[:, c] = model.predict_proba(x_test @ weight)[:, 1]
+        if binary:
             scores[:, 0] = 1 - scores[:, 1]
         return scores / np.maximum(scores.sum(1, keepdims=True), 1e-12)
 
-    return _out_of_fold(texts, labels, fit_predict, folds, seed)
+    return out_of_fold(fit_predict, texts, labels, folds=folds, seed=seed)
 
 
 def _fold(text: str) -> str:
