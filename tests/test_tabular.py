@@ -280,10 +280,12 @@ def test_recipe_runs_end_to_end_on_titanic(titanic, tmp_path):
 def test_auto_batch_size_and_epochs_follow_the_table_size():
     from quicklearn.tasks.tabular.learner import auto_bs, auto_epochs
 
-    assert [auto_bs(n) for n in (100, 712, 16_000, 50_000, 240_000, 10**7)] == [64, 64, 64, 256, 1024, 1024]
+    # 32 rows where 64 would leave an epoch under 20 steps (1,280 rows), 64 up to 16,000, then about n / 250
+    assert [auto_bs(n) for n in (100, 712, 1_279, 1_280, 16_000, 50_000, 240_000, 10**7)] == \
+        [32, 32, 32, 64, 64, 256, 1024, 1024]
     frame = pd.DataFrame({"x": np.linspace(0, 1, 340), "y": [0, 1] * 170})
-    dls = ql.tabular_dataloaders(frame, "y")  # 272 training rows: 4 batches of 64
-    assert len(dls.train) == 4 and auto_epochs(dls) == 100  # 1,000 steps would be 250 epochs: at most 100
+    dls = ql.tabular_dataloaders(frame, "y")  # 272 training rows: 8 batches of 32
+    assert len(dls.train) == 8 and auto_epochs(dls) == 100  # 1,000 steps would be 125 epochs: at most 100
     big = ql.tabular_dataloaders(pd.DataFrame({"x": np.linspace(0, 1, 5000), "y": [0, 1] * 2500}), "y")
     assert len(big.train) == 62 and auto_epochs(big) == 17  # ceil(1000 / 62)
     huge = ql.tabular_dataloaders(pd.DataFrame({"x": np.linspace(0, 1, 300_000), "y": [0, 1] * 150_000}), "y")

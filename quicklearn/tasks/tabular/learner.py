@@ -129,12 +129,19 @@ def _report_balance(targets: Targets, train_idx: list[int], vocab: Vocab, where:
         log.info("classes in the training rows: %s", desc)
 
 
+MIN_EPOCH_STEPS = 20  # auto_bs: below this many steps an epoch, a small table's batches are halved to 32 rows
+
+
 def auto_bs(n_train: int) -> int:
-    """64 rows a batch (fastai's default) up to 16,000 training rows; above, the power of two nearest n/250, at
-    most 1,024, so an epoch stays a few hundred steps. Measured on 240,000 generated rows (benchmarks/tabular.py):
-    bs 64 took 39 s an epoch, per-step overhead dominating; bs 1,024 takes a few seconds at the same accuracy."""
+    """64 rows a batch (fastai's default) up to 16,000 training rows, and 32 where that would leave an epoch fewer
+    than MIN_EPOCH_STEPS steps (under 1,280 rows); above 16,000, the power of two nearest n/250, at most 1,024, so
+    an epoch stays a few hundred steps.
+    Why 32 on small tables: early stopping judges once an epoch, and 10 steps of 64 rows (a 700-row table) move
+    the model a long way between two judgements; on the issue-19 suite it won oj, titanic and boston and lost
+    college (benchmarks/README.md). Why n/250 on large ones: on 240,000 generated rows bs 64 took 39 s an epoch,
+    per-step overhead dominating; bs 1,024 takes a few seconds at the same accuracy."""
     if n_train <= 16_000:
-        return 64
+        return 64 if n_train >= 64 * MIN_EPOCH_STEPS else 32
     return int(min(1024, 2 ** round(math.log2(n_train / 250))))
 
 
