@@ -199,7 +199,7 @@ def _cat_keys(s: pd.Series) -> pd.Series:
         whole = present & np.isfinite(s) & (s == s.round())  # inf is a level "inf", not a whole number
         out[whole] = s[whole].astype("int64").astype(str)
         return out.where(present)
-    if pd.api.types.is_string_dtype(s):
+    if pd.api.types.is_string_dtype(s) or pd.api.types.infer_dtype(s, skipna=True) == "string":  # object columns of str
         return s.astype(str).where(present)
     return s.map(_cat_key, na_action="ignore")
 
@@ -283,10 +283,8 @@ class TabularProcessor:
                 out[:, j] = np.where(frame[source].isna().to_numpy(), 3, 2)  # levels [False, True] -> codes 2, 3
                 continue
             s = frame[col]
-            lookup = {v: i + 2 for i, v in enumerate(self.levels[col])}
-            codes = _cat_keys(s).map(lookup)
-            codes = codes.where(s.notna(), 1).fillna(0)  # missing -> 1, unseen -> 0
-            out[:, j] = codes.to_numpy(dtype=np.float32)
+            codes = pd.Index(self.levels[col]).get_indexer(_cat_keys(s))  # -1: missing or unseen (levels are unique)
+            out[:, j] = np.where(codes >= 0, codes + 2, np.where(s.isna().to_numpy(), 1, 0))  # missing -> 1, unseen -> 0
         k = len(self.cat_names)
         for j, col in enumerate(self.cont_names):
             raw = frame[col]
