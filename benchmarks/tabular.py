@@ -102,6 +102,7 @@ ABLATION: dict[str, dict[str, Any]] = {
     "no numerical embeddings": {"num_embed": 0},
     "embeddings without the value": {"embed_value": False},
     "one MLP (ensemble 1)": {"ensemble": 1},
+    "ensemble 8, num_embed 16": {"ensemble": 8, "num_embed": 16},
     "no early stopping": {"patience": None},
     "patience 3": {"patience": 3},
     "warm-up 25% (pct_start 0.25)": {"pct_start": 0.25},

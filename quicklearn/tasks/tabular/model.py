@@ -1,7 +1,7 @@
 """The tabular model: one embedding per categorical column and one per continuous column, then an MLP, optionally
 as a cheap ensemble of several MLPs trained as one batched model.
 
-    model = TabularModel([5, 4, 12], n_cont=3, n_out=2, layers=(256, 256), num_embed=16, ensemble=8)
+    model = TabularModel([5, 4, 12], n_cont=3, n_out=2, layers=(256, 256), num_embed=8, ensemble=6)
     logits = model(x)        # x: float (B, 3 + 3): categorical codes first, then scaled continuous values
 
 - Categorical columns: `emb_size(levels) = min(600, round(1.6 * levels ** 0.56))` wide embeddings (fastai's rule).

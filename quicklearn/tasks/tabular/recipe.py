@@ -33,11 +33,11 @@ class TabularModelSection(Section):
     dropout: float = Field(0.1, ge=0, lt=1)
     embed_dropout: float = Field(0.0, ge=0, lt=1)
     y_range: list[float] | Literal["auto"] | None = Field(None, description="Regression: squash outputs into [lo, hi], or auto.")
-    num_embed: int = Field(16, ge=0, description="Width of each continuous column's periodic embedding; 0 = the values alone.")
+    num_embed: int = Field(8, ge=0, description="Width of each continuous column's periodic embedding; 0 = the values alone.")
     n_frequencies: int = Field(16, ge=1, description="Trainable frequencies per continuous column.")
     frequency_scale: float = Field(0.1, gt=0, description="Std of the frequencies at start (small: smooth functions first).")
     embed_value: bool = Field(True, description="Feed each continuous value beside its embedding (a linear effect needs no frequencies).")
-    ensemble: int = Field(8, ge=1, description="MLPs trained as one batched model (shared weights, own adapters and heads); 1 = one MLP.")
+    ensemble: int = Field(6, ge=1, description="MLPs trained as one batched model (shared weights, own adapters and heads); 1 = one MLP.")
 
 
 class TabularTraining(TrainingSection):
