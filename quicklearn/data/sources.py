@@ -43,7 +43,7 @@ def read_table(path: str | Path, nrows: int | None = None) -> pd.DataFrame:
     path = Path(path).expanduser()
     if not path.is_file():
         what = "not a regular file" if path.exists() else "no such file"  # e.g. a FIFO: reading it would block
-        raise DataError(f"{path}: {what}. Check the path given as --data.")
+        raise DataError(f"{path}: {what}. Check the path given as --data / the first argument.")
     sep = _sniff_delimiter(path)
     for encoding in ("utf-8-sig", "latin-1"):
         try:

@@ -71,7 +71,7 @@ class SegmentTask(Task):
         check_decoder(recipe.model.decoder)
         path = Path(str(recipe.data.path)).expanduser()
         if not path.exists():
-            raise DataError(f"{path}: no such file or folder. Check the path given as --data.")
+            raise DataError(f"{path}: no such file or folder. Check the path given as --data / the first argument.")
 
     def describe(self, recipe: SegmentRecipe, out: Path) -> str:  # type: ignore[override]
         t, m, f = recipe.transforms, recipe.model, recipe.fit
