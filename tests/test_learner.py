@@ -286,6 +286,26 @@ def test_early_stopping_and_save_best_watch_the_monitored_metric(tiny_folder):
     assert learn.validate()["loss"] == pytest.approx(best.best, rel=1e-5)
 
 
+@pytest.mark.parametrize("progress", [None, False])
+def test_early_stopping_and_save_best_say_what_they_did(tiny_folder, capsys, progress):
+    """Off a terminal (progress=None) the user reads why the fit ended before its last epoch and which epoch's
+    weights the model holds; progress=False keeps every line to itself."""
+    cbs = [ql.EarlyStopping(monitor="valid_loss", patience=2, min_delta=1e9), ql.SaveBest(monitor="valid_loss")]
+    learn = _learner(tiny_folder, cbs=cbs, monitor="valid_loss", progress=progress)
+    capsys.readouterr()
+    learn.fit(10, 1e-3)
+    err = capsys.readouterr().err
+    if progress is False:
+        assert err == ""
+        return
+    losses = [h["valid_loss"] for h in learn.history]
+    best = min(range(len(losses)), key=losses.__getitem__)  # SaveBest's own min_delta is 0
+    assert "epoch 3/10:" in err and "epoch 4/10:" not in err  # nothing beats epoch 1 by EarlyStopping's min_delta
+    assert "early stopping after epoch 3: valid_loss has not improved for 2 epochs" in err
+    assert f"kept the weights of epoch {best + 1}, the best by valid_loss ({losses[best]:.4f})" in err
+    assert err.index("epoch 3/10:") < err.index("early stopping") < err.index("kept the weights")
+
+
 def test_extra_metrics_and_monitor(tiny_folder):
     learn = _learner(tiny_folder, metrics=["accuracy", "f1_macro", "top5_accuracy", "auroc"], monitor="f1_macro")
     learn.fit(1, 1e-3)

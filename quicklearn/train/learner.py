@@ -192,7 +192,8 @@ class Learner:
         self.path = Path(path) if path else None
         self.config = dict(config or {})
         self.recorder = LRRecorder()  # every step's learning rate, for the training-curves plot
-        self.cbs = CallbackList([ProgressCallback(progress if ddp.is_main() else False), self.recorder])
+        self.progress = ProgressCallback(progress if ddp.is_main() else False)
+        self.cbs = CallbackList([self.progress, self.recorder])
         if self.path:
             self.cbs.extend([HistoryLogger(self.path), Checkpoint()])
         self.cbs.extend(cbs)
@@ -244,6 +245,11 @@ class Learner:
         if self.members > 1:
             return members_loss(self.loss_func, self.members)(out, y)
         return self.loss_func(out, y)
+
+    def report(self, text: str) -> None:
+        """Tell the user something about this fit beside the epoch lines; silent under progress=False and on
+        the other ranks of a distributed run. Callbacks say why they stopped or changed training through it."""
+        self.progress.note(text)
 
     def greater_is_better(self, name: str) -> bool:
         return greater_is_better(name, self.target_kind)

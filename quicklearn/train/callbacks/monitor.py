@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
 from quicklearn.train.callbacks.base import Callback
 
 __all__ = ["EarlyStopping", "SaveBest"]
-
-log = logging.getLogger("quicklearn")
 
 
 class _Monitor(Callback):
@@ -64,7 +61,8 @@ class EarlyStopping(_Monitor):
         else:
             self.wait += 1
             if self.wait >= self.patience:
-                log.info("early stopping: %s did not improve for %d epochs", self.monitor, self.patience)
+                self.learner.report(f"early stopping after epoch {epoch + 1}: {self.monitor} has not improved for "
+                                    f"{self.patience} epochs")
                 self.learner.stop_training = True
 
     def state_dict(self) -> dict[str, Any]:
@@ -80,11 +78,14 @@ class SaveBest(_Monitor):
     def __init__(self, monitor: str | None = None, min_delta: float = 0.0):
         super().__init__(monitor, min_delta)
         self.state: dict[str, Any] | None = None
+        self.best_epoch: int | None = None  # 1-based, as the epoch lines count
         self._candidate: dict[str, Any] | None = None
 
     def on_fit_begin(self, logs: dict[str, Any]) -> None:
         state = self._resumed
-        self.state = state.get("weights") if self._setup(logs) and state else None
+        resumed = self._setup(logs) and state
+        self.state = state.get("weights") if resumed else None
+        self.best_epoch = state.get("epoch") if resumed else None
         self._candidate = None
 
     def on_test_begin(self, logs: dict[str, Any]) -> None:
@@ -94,14 +95,15 @@ class SaveBest(_Monitor):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
         value = logs.get(self.monitor)
         if value is not None and self._improved(value):
-            self.best = value
+            self.best, self.best_epoch = value, epoch + 1
             self.state = self._candidate
         self._candidate = None
 
     def on_fit_end(self, logs: dict[str, Any]) -> None:
         if self.state is not None:
             self.learner.model.load_state_dict(self.state)
-            log.info("restored the best weights (%s = %.4f)", self.monitor, self.best)
+            which = f"epoch {self.best_epoch}" if self.best_epoch else "the best epoch"  # a checkpoint written before SaveBest kept it
+            self.learner.report(f"kept the weights of {which}, the best by {self.monitor} ({self.best:.4f})")
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "weights": self.state}
+        return {**super().state_dict(), "weights": self.state, "epoch": self.best_epoch}

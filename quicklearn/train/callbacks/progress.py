@@ -29,6 +29,7 @@ class ProgressCallback(Callback):
         self.silent = enabled is False
         self.enabled = is_interactive() if enabled is None else enabled
         self.bar = None
+        self.console = console()
 
     def on_fit_begin(self, logs: dict[str, Any]) -> None:
         self.console = console()
@@ -77,6 +78,12 @@ class ProgressCallback(Callback):
             self.bar.console.print(line)
         else:
             self.console.print(line, highlight=False)
+
+    def note(self, text: str) -> None:
+        """A line for the user between the epoch lines (why training stopped, which weights were kept)."""
+        if self.silent:
+            return
+        (self.bar.console if self.bar else self.console).print(text, highlight=False, markup=False)
 
     def on_fit_end(self, logs: dict[str, Any]) -> None:
         if self.bar:
